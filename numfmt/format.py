@@ -1,0 +1,240 @@
+"""`Format`: the defining parameters of a number format, and everything derived from them.
+
+A format is data (a frozen dataclass of the few parameters that define it); every limit is a
+property computed from those parameters, never typed in. Values are returned as Python numbers:
+every value of every format here is exactly representable as a float64, and the ``*_exact``
+properties give the same limits as ``fractions.Fraction`` for exact arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+
+Kind = Literal["float", "int"]
+NanEncoding = Literal["ieee", "max_code", "none"]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A binary floating-point or two's-complement integer format.
+
+    Float formats follow the IEEE 754 layout: sign, ``exponent_bits`` biased exponent, and
+    ``mantissa_bits`` stored fraction bits with an implicit leading 1 for normal numbers.
+
+    ``nan`` says how NaN is encoded:
+      * ``"ieee"``: exponent all ones; fraction 0 is infinity (``has_inf`` must be True), else NaN.
+      * ``"max_code"``: only exponent *and* fraction all ones is NaN; the rest of the top binade
+        holds finite numbers (OCP FP8 E4M3FN). No infinity.
+      * ``"none"``: every code is a finite number (OCP FP6/FP4). No infinity, no NaN.
+    """
+
+    name: str
+    kind: Kind
+    bits: int
+    exponent_bits: int = 0
+    mantissa_bits: int = 0
+    has_inf: bool = True
+    nan: NanEncoding = "ieee"
+    has_subnormals: bool = True
+    signed: bool = True
+    bias_override: int | None = field(default=None, repr=False)
+    description: str = field(default="", compare=False)
+    aliases: tuple[str, ...] = field(default=(), compare=False)
+    torch_dtype_name: str | None = field(default=None, compare=False)
+    numpy_dtype_name: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind == "float":
+            if self.bits != 1 + self.exponent_bits + self.mantissa_bits:
+                raise ValueError(f"{self.name}: bits must be 1 + exponent_bits + mantissa_bits")
+            if self.has_inf != (self.nan == "ieee"):
+                raise ValueError(f"{self.name}: infinity exists exactly when NaN is IEEE-encoded")
+        elif self.kind == "int":
+            if self.exponent_bits or self.mantissa_bits:
+                raise ValueError(f"{self.name}: integer formats have no exponent or mantissa")
+        else:
+            raise ValueError(f"{self.name}: kind must be 'float' or 'int', not {self.kind!r}")
+
+    # ---- float structure ---------------------------------------------------------------
+    @property
+    def is_float(self) -> bool:
+        return self.kind == "float"
+
+    @property
+    def bias(self) -> int:
+        """Exponent bias (IEEE default 2**(e-1) - 1); 0 for integers."""
+        if not self.is_float:
+            return 0
+        if self.bias_override is not None:
+            return self.bias_override
+        return 2 ** (self.exponent_bits - 1) - 1
+
+    @property
+    def emin(self) -> int:
+        """Exponent of the smallest normal number (unbiased)."""
+        return 1 - self.bias if self.is_float else 0
+
+    @property
+    def emax(self) -> int:
+        """Exponent of the largest finite binade (unbiased)."""
+        if not self.is_float:
+            return 0
+        top_field = 2**self.exponent_bits - 1
+        # IEEE reserves the all-ones exponent for inf/NaN; the other encodings use it for numbers.
+        return (top_field - 1 if self.nan == "ieee" else top_field) - self.bias
+
+    @property
+    def precision_bits(self) -> int:
+        """Significand bits including the implicit one (p); value bits for integers."""
+        if self.is_float:
+            return self.mantissa_bits + 1
+        return self.bits - 1 if self.signed else self.bits
+
+    # ---- limits, exact -------------------------------------------------------------------
+    @cached_property
+    def max_exact(self) -> Fraction:
+        """Largest finite value."""
+        if not self.is_float:
+            return Fraction(2 ** (self.bits - 1) - 1 if self.signed else 2**self.bits - 1)
+        m = self.mantissa_bits
+        # Largest fraction field: all ones, one less when the all-ones code is NaN.
+        top_fraction = 2**m - 1 - (1 if self.nan == "max_code" else 0)
+        return Fraction(2**m + top_fraction, 2**m) * Fraction(2) ** self.emax
+
+    @cached_property
+    def lowest_exact(self) -> Fraction:
+        """Most negative finite value."""
+        if not self.is_float:
+            return Fraction(-(2 ** (self.bits - 1)) if self.signed else 0)
+        return -self.max_exact
+
+    @cached_property
+    def tiny_exact(self) -> Fraction:
+        """Smallest positive normal value (numpy's ``smallest_normal``); 1 for integers."""
+        return Fraction(2) ** self.emin if self.is_float else Fraction(1)
+
+    @cached_property
+    def smallest_subnormal_exact(self) -> Fraction:
+        """Smallest positive value (the tiny normal when the format flushes subnormals)."""
+        if not self.is_float:
+            return Fraction(1)
+        if not self.has_subnormals:
+            return self.tiny_exact
+        return Fraction(2) ** (self.emin - self.mantissa_bits)
+
+    @cached_property
+    def eps_exact(self) -> Fraction:
+        """Gap between 1 and the next larger value."""
+        return Fraction(1, 2**self.mantissa_bits) if self.is_float else Fraction(1)
+
+    # ---- limits as Python numbers (all exact in float64) --------------------------------
+    @property
+    def max(self) -> float:
+        return float(self.max_exact)
+
+    @property
+    def lowest(self) -> float:
+        return float(self.lowest_exact)
+
+    @property
+    def tiny(self) -> float:
+        return float(self.tiny_exact)
+
+    @property
+    def smallest_normal(self) -> float:
+        return self.tiny
+
+    @property
+    def smallest_subnormal(self) -> float:
+        return float(self.smallest_subnormal_exact)
+
+    @property
+    def eps(self) -> float:
+        return float(self.eps_exact)
+
+    @property
+    def resolution_digits(self) -> int:
+        """Decimal digits of precision, numpy's ``finfo.precision``: floor(-log10(eps))."""
+        return int(math.floor(-math.log10(self.eps))) if self.is_float else 0
+
+    @property
+    def dynamic_range_db(self) -> float:
+        """20*log10(max / smallest positive value), in decibels."""
+        return 20.0 * math.log10(self.max_exact / self.smallest_subnormal_exact)
+
+    @property
+    def normal_range_db(self) -> float:
+        """20*log10(max / smallest normal), in decibels."""
+        return 20.0 * math.log10(self.max_exact / self.tiny_exact)
+
+    @property
+    def has_nan(self) -> bool:
+        return self.is_float and self.nan != "none"
+
+    # ---- backends --------------------------------------------------------------------------
+    @property
+    def torch_dtype(self):  # -> torch.dtype | None (torch imported lazily: it is slow to import)
+        """The torch dtype that stores this format, or None (TF32, FP6, FP4 have none)."""
+        if self.torch_dtype_name is None:
+            return None
+        import torch
+
+        return getattr(torch, self.torch_dtype_name, None)
+
+    @property
+    def numpy_dtype(self) -> np.dtype | None:
+        """The numpy (or ml_dtypes) dtype that stores this format, or None."""
+        if self.numpy_dtype_name is None:
+            return None
+        if self.numpy_dtype_name.startswith("ml_dtypes."):
+            import ml_dtypes
+
+            return np.dtype(getattr(ml_dtypes, self.numpy_dtype_name.split(".", 1)[1]))
+        return np.dtype(self.numpy_dtype_name)
+
+    # ---- enumeration -------------------------------------------------------------------------
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """Values (float64) of bit patterns ``codes`` (unsigned integers below 2**bits).
+
+        This reads the bit layout directly, independently of the derived limits above, so the
+        two can be checked against each other.
+        """
+        c = np.asarray(codes, dtype=np.int64)
+        if np.any((c < 0) | (c >= 2**self.bits)):
+            raise ValueError(f"{self.name}: codes must lie in [0, 2**{self.bits})")
+        if not self.is_float:
+            if self.signed:
+                c = np.where(c >= 2 ** (self.bits - 1), c - 2**self.bits, c)
+            return c.astype(np.float64)
+        m, e = self.mantissa_bits, self.exponent_bits
+        sign = np.where((c >> (self.bits - 1)) & 1, -1.0, 1.0)
+        ef = (c >> m) & (2**e - 1)
+        frac = (c & (2**m - 1)).astype(np.float64)
+        sub = np.ldexp(frac, self.emin - m)
+        if not self.has_subnormals:
+            sub = np.zeros_like(sub)
+        norm = np.ldexp(1.0 + frac / 2.0**m, (ef - self.bias).astype(np.int64))
+        v = sign * np.where(ef == 0, sub, norm)
+        top = ef == 2**e - 1
+        if self.nan == "ieee":
+            v = np.where(top & (frac == 0), sign * np.inf, v)
+            v = np.where(top & (frac != 0), np.nan, v)
+        elif self.nan == "max_code":
+            v = np.where(top & (frac == 2**m - 1), np.nan, v)
+        return v
+
+    def finite_values(self) -> np.ndarray:
+        """Every distinct finite value, ascending, as float64 (one zero). Only for <= 24 bits."""
+        if self.bits > 24:
+            raise ValueError(f"{self.name} has 2**{self.bits} codes: too many to enumerate")
+        v = self.decode(np.arange(2**self.bits))
+        return np.unique(v[np.isfinite(v)] + 0.0)  # + 0.0 folds -0 into +0
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,106 @@
+"""The table of formats, defined once, and `get` to look one up by name, alias or dtype."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from numfmt.format import Format
+
+_FORMATS: tuple[Format, ...] = (
+    Format("fp64", "float", 64, 11, 52, description="IEEE 754 binary64 (double)",
+           aliases=("float64", "double", "f64", "binary64"),
+           torch_dtype_name="float64", numpy_dtype_name="float64"),
+    Format("fp32", "float", 32, 8, 23, description="IEEE 754 binary32 (single)",
+           aliases=("float32", "float", "single", "f32", "binary32"),
+           torch_dtype_name="float32", numpy_dtype_name="float32"),
+    Format("tf32", "float", 19, 8, 10,
+           description="NVIDIA TensorFloat-32: FP32 range, FP16 precision (no storage dtype)",
+           aliases=("tensorfloat32", "tensorfloat-32")),
+    Format("bf16", "float", 16, 8, 7, description="bfloat16: FP32 range, 8-bit significand",
+           aliases=("bfloat16", "brain_float16"),
+           torch_dtype_name="bfloat16", numpy_dtype_name="ml_dtypes.bfloat16"),
+    Format("fp16", "float", 16, 5, 10, description="IEEE 754 binary16 (half)",
+           aliases=("float16", "half", "f16", "binary16"),
+           torch_dtype_name="float16", numpy_dtype_name="float16"),
+    Format("fp8_e4m3fn", "float", 8, 4, 3, has_inf=False, nan="max_code",
+           description="OCP FP8 E4M3FN: no inf, one NaN code per sign, max 448",
+           aliases=("e4m3fn", "e4m3", "fp8_e4m3", "float8_e4m3fn"),
+           torch_dtype_name="float8_e4m3fn", numpy_dtype_name="ml_dtypes.float8_e4m3fn"),
+    Format("fp8_e5m2", "float", 8, 5, 2, description="OCP FP8 E5M2: IEEE-like, max 57344",
+           aliases=("e5m2", "float8_e5m2"),
+           torch_dtype_name="float8_e5m2", numpy_dtype_name="ml_dtypes.float8_e5m2"),
+    Format("fp6_e3m2fn", "float", 6, 3, 2, has_inf=False, nan="none",
+           description="OCP MX FP6 E3M2: no inf, no NaN",
+           aliases=("e3m2fn", "float6_e3m2fn"), numpy_dtype_name="ml_dtypes.float6_e3m2fn"),
+    Format("fp6_e2m3fn", "float", 6, 2, 3, has_inf=False, nan="none",
+           description="OCP MX FP6 E2M3: no inf, no NaN",
+           aliases=("e2m3fn", "float6_e2m3fn"), numpy_dtype_name="ml_dtypes.float6_e2m3fn"),
+    Format("fp4_e2m1fn", "float", 4, 2, 1, has_inf=False, nan="none",
+           description="OCP MX FP4 E2M1: no inf, no NaN, values up to 6",
+           aliases=("e2m1fn", "fp4", "float4_e2m1fn"), numpy_dtype_name="ml_dtypes.float4_e2m1fn"),
+    Format("int8", "int", 8, description="two's-complement 8-bit integer, -128..127",
+           aliases=("i8", "qint8"), torch_dtype_name="int8", numpy_dtype_name="int8"),
+    Format("uint8", "int", 8, signed=False, description="unsigned 8-bit integer, 0..255",
+           aliases=("u8", "quint8"), torch_dtype_name="uint8", numpy_dtype_name="uint8"),
+)
+
+_BY_NAME: dict[str, Format] = {}
+for _f in _FORMATS:
+    for _key in (_f.name, *_f.aliases):
+        _BY_NAME[_key.lower()] = _f
+
+
+def formats() -> tuple[Format, ...]:
+    """Every registered format, in a stable order (widest float first, then small floats, ints)."""
+    return _FORMATS
+
+
+def names() -> tuple[str, ...]:
+    """Canonical names of every registered format, in `formats()` order."""
+    return tuple(f.name for f in _FORMATS)
+
+
+def _unknown(spec: Any) -> ValueError:
+    known = ", ".join(names())
+    return ValueError(f"unknown number format {spec!r}; known formats: {known} "
+                      f"(aliases such as 'half', 'bfloat16', 'double' and torch/numpy dtypes work too)")
+
+
+def get(spec: Any) -> Format:
+    """The `Format` named by ``spec``.
+
+    ``spec`` may be a `Format`, a name or alias (case-insensitive: "fp16", "half", "bf16",
+    "tf32", "double", "int8", "e4m3fn", ...), a ``torch.dtype``, a numpy dtype or scalar type,
+    or an ml_dtypes type. Anything else raises ``ValueError`` listing the known names.
+    """
+    if isinstance(spec, Format):
+        return spec
+    if isinstance(spec, str):
+        key = spec.strip().lower()
+        for prefix in ("torch.", "np.", "numpy.", "ml_dtypes."):
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        try:
+            return _BY_NAME[key]
+        except KeyError:
+            raise _unknown(spec) from None
+    if type(spec).__module__ == "torch" and type(spec).__name__ == "dtype":
+        name = str(spec).removeprefix("torch.")
+        for f in _FORMATS:
+            if f.torch_dtype_name == name:
+                return f
+        raise _unknown(spec)
+    if spec is None or isinstance(spec, (bool, int, float)):
+        raise _unknown(spec)  # np.dtype(None) would silently mean float64
+    if spec is float:
+        return _BY_NAME["fp64"]
+    try:
+        dtype = np.dtype(spec)
+    except TypeError:
+        raise _unknown(spec) from None
+    for f in _FORMATS:
+        if f.numpy_dtype_name is not None and f.numpy_dtype == dtype:
+            return f
+    raise _unknown(spec)

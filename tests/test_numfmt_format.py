@@ -1,0 +1,123 @@
+"""Derived limits against torch/numpy/ml_dtypes finfo and against enumeration of every code."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+import torch
+
+import numfmt
+from tests.reference import values_from_dtype
+
+FLOATS = [f for f in numfmt.formats() if f.is_float]
+SMALL = [f for f in FLOATS if f.bits <= 19]
+
+
+def test_registry_has_required_formats_in_stable_order():
+    names = numfmt.names()
+    for required in ("fp64", "fp32", "tf32", "bf16", "fp16", "int8", "uint8", "fp8_e4m3fn",
+                     "fp8_e5m2"):
+        assert required in names
+    assert names == tuple(f.name for f in numfmt.formats())
+    assert len(set(names)) == len(names)
+
+
+@pytest.mark.parametrize("spec,name", [
+    ("fp16", "fp16"), ("float16", "fp16"), ("HALF", "fp16"), ("bf16", "bf16"),
+    ("bfloat16", "bf16"), ("tf32", "tf32"), ("fp32", "fp32"), ("float", "fp32"),
+    ("fp64", "fp64"), ("double", "fp64"), ("int8", "int8"), ("e4m3fn", "fp8_e4m3fn"),
+    ("torch.float16", "fp16"), (torch.bfloat16, "bf16"), (torch.float32, "fp32"),
+    (torch.int8, "int8"), (torch.float8_e5m2, "fp8_e5m2"), (np.float16, "fp16"),
+    (np.dtype("float64"), "fp64"), (ml_dtypes.bfloat16, "bf16"),
+    (np.dtype(ml_dtypes.float8_e4m3fn), "fp8_e4m3fn"), (np.uint8, "uint8"),
+])
+def test_get_accepts_names_aliases_and_dtypes(spec, name):
+    assert numfmt.get(spec).name == name
+
+
+@pytest.mark.parametrize("spec", ["fp12", "", "float128", None, 3, torch.complex64,
+                                  np.dtype("complex64"), object()])
+def test_get_rejects_unknown_with_the_list_of_names(spec):
+    with pytest.raises(ValueError, match="known formats: fp64, fp32, tf32"):
+        numfmt.get(spec)
+
+
+def test_format_is_frozen():
+    with pytest.raises(AttributeError):
+        numfmt.get("fp16").mantissa_bits = 3  # type: ignore[misc]
+
+
+def _finfo(f):
+    if f.torch_dtype is not None and f.torch_dtype.is_floating_point:
+        yield "torch", torch.finfo(f.torch_dtype)
+    if f.numpy_dtype is not None:
+        lib = ml_dtypes if f.numpy_dtype_name.startswith("ml_dtypes") else np
+        yield lib.__name__, lib.finfo(f.numpy_dtype)
+
+
+@pytest.mark.parametrize("f", [f for f in FLOATS if f.name != "tf32"], ids=str)
+def test_float_limits_match_library_finfo(f):
+    seen = 0
+    for lib, fi in _finfo(f):
+        seen += 1
+        assert f.bits == fi.bits, lib
+        assert f.max == float(fi.max), lib
+        assert f.lowest == float(fi.min), lib
+        assert f.tiny == float(fi.smallest_normal), lib
+        assert f.eps == float(fi.eps), lib
+        if hasattr(fi, "smallest_subnormal"):  # torch.finfo has none
+            assert f.smallest_subnormal == float(fi.smallest_subnormal), lib
+        if lib == "numpy":
+            assert f.resolution_digits == fi.precision
+    assert seen >= 1
+
+
+@pytest.mark.parametrize("name", ["int8", "uint8"])
+def test_int_limits_match_iinfo(name):
+    f = numfmt.get(name)
+    for info in (np.iinfo(f.numpy_dtype), torch.iinfo(f.torch_dtype)):
+        assert (f.lowest, f.max, f.bits) == (info.min, info.max, info.bits)
+
+
+@pytest.mark.parametrize("f", SMALL, ids=str)
+def test_derived_limits_match_enumeration_of_every_code(f):
+    v = f.finite_values()
+    pos = v[v > 0]
+    assert v.max() == f.max and v.min() == f.lowest
+    assert pos.min() == f.smallest_subnormal
+    codes = np.arange(2**f.bits)
+    exp_field = (codes >> f.mantissa_bits) & (2**f.exponent_bits - 1)
+    normal = f.decode(codes[(exp_field > 0)])
+    assert np.nanmin(np.abs(normal[np.isfinite(normal)])) == f.tiny
+    one = np.searchsorted(v, 1.0)
+    assert v[one] == 1.0 and v[one + 1] - 1.0 == f.eps
+    inf_codes = np.isinf(f.decode(codes)).sum()
+    nan_codes = np.isnan(f.decode(codes)).sum()
+    assert (inf_codes == 2) == f.has_inf and (inf_codes == 0) == (not f.has_inf)
+    assert (nan_codes > 0) == f.has_nan
+
+
+@pytest.mark.parametrize("f", [f for f in FLOATS if f.bits in (8, 16) and f.numpy_dtype],
+                         ids=str)
+def test_decode_matches_the_library_bit_for_bit(f):
+    raw = np.arange(2**f.bits, dtype=np.uint16 if f.bits == 16 else np.uint8)
+    theirs = raw.view(f.numpy_dtype).astype(np.float64)
+    ours = f.decode(raw)
+    same = (ours == theirs) | (np.isnan(ours) & np.isnan(theirs))
+    assert same.all()
+    assert np.array_equal(np.signbit(ours[~np.isnan(ours)]), np.signbit(theirs[~np.isnan(theirs)]))
+    np.testing.assert_array_equal(f.finite_values(), values_from_dtype(f.numpy_dtype, f.bits))
+
+
+def test_tf32_is_fp32_range_with_fp16_precision():
+    tf32, fp32, fp16 = (numfmt.get(n) for n in ("tf32", "fp32", "fp16"))
+    assert tf32.tiny == fp32.tiny and tf32.eps == fp16.eps
+    assert tf32.max == (2 - 2.0**-10) * 2.0**127
+    assert tf32.finite_values().size == 2**19 - 2 * 2**10 - 1  # minus inf/NaN codes and -0
+
+
+def test_dynamic_range_db():
+    f = numfmt.get("fp16")
+    assert f.dynamic_range_db == pytest.approx(20 * np.log10(65504 / 2.0**-24))
+    assert numfmt.get("int8").dynamic_range_db == pytest.approx(20 * np.log10(127))

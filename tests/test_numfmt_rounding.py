@@ -1,0 +1,236 @@
+"""round_to against enumeration, exact arithmetic, and the libraries' own single-rounding casts."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import ml_dtypes
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, strategies as st
+from hypothesis.extra import numpy as hnp
+
+import numfmt
+from tests.reference import nearest_even
+
+SMALL = [f for f in numfmt.formats() if f.is_float and f.bits <= 19]
+LIB_CASTS = [f for f in numfmt.formats() if f.is_float and f.bits in (8, 16) and f.numpy_dtype]
+
+
+def _same(a, b) -> bool:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
+
+
+def _table(f):
+    """(ascending nonnegative values, is the code even) from the bit patterns."""
+    codes = np.arange(2 ** (f.bits - 1))  # sign bit clear
+    v = f.decode(codes)
+    keep = np.isfinite(v)
+    return [Fraction(float(x)) for x in v[keep]], [bool(c % 2 == 0) for c in codes[keep]]
+
+
+def _midpoints(f) -> np.ndarray:
+    v = f.finite_values()
+    v = v[v >= 0]
+    mids = (v[:-1] + v[1:]) / 2  # exact in float64 for these formats
+    return np.concatenate([mids, -mids])
+
+
+@pytest.mark.parametrize("f", SMALL, ids=str)
+def test_every_value_rounds_to_itself(f):
+    v = f.finite_values()
+    assert _same(numfmt.round_to(v, f), v)
+    assert _same(numfmt.round_to(torch.from_numpy(v), f).numpy(), v)
+
+
+@pytest.mark.parametrize("f", SMALL, ids=str)
+def test_every_midpoint_and_its_neighbours_match_enumeration(f):
+    """Exhaustive: each midpoint (a tie) and the float64 values just beside it."""
+    values, even = _table(f)
+    mids = _midpoints(f)
+    mids = mids[np.abs(mids) <= f.max]
+    for x in (mids, np.nextafter(mids, np.inf), np.nextafter(mids, -np.inf)):
+        got = numfmt.round_to(x, f)
+        # reference on a deterministic subsample of up to 4096 points (Fraction search is slow)
+        idx = np.linspace(0, x.size - 1, min(x.size, 4096)).astype(int)
+        want = [float(np.sign(xx) * nearest_even(values, even, Fraction(abs(float(xx)))))
+                for xx in x[idx]]
+        assert _same(got[idx], want)
+
+
+@pytest.mark.parametrize("f", LIB_CASTS, ids=str)
+def test_float32_inputs_match_ml_dtypes_and_numpy_casts_bit_for_bit(f):
+    """float32 -> format is a single rounding in numpy/ml_dtypes: ours must agree everywhere,
+    at every midpoint, one float32 ulp either side, in the subnormals and past the max."""
+    mids = _midpoints(f).astype(np.float32)
+    big = np.array([f.max * k for k in (1.0, 1.01, 1.0625, 1.5, 2, 1e3)] + [np.inf, np.nan],
+                   dtype=np.float32)
+    x = np.concatenate([mids, np.nextafter(mids, np.float32(np.inf)),
+                        np.nextafter(mids, np.float32(-np.inf)), big, -big,
+                        f.finite_values().astype(np.float32)])
+    theirs = x.astype(f.numpy_dtype).astype(np.float64)
+    ours = numfmt.round_to(x, f)
+    assert ours.dtype == np.float32
+    assert _same(ours, theirs)
+    real = ~np.isnan(theirs)  # NaN sign bits are not part of the contract
+    assert np.array_equal(np.signbit(ours[real]), np.signbit(theirs[real]))
+
+
+@pytest.mark.parametrize("name", ["fp16", "bf16", "fp8_e5m2"])
+def test_float32_tensors_match_torch_casts_bit_for_bit(name):
+    f = numfmt.get(name)
+    mids = torch.from_numpy(_midpoints(f).astype(np.float32))
+    x = torch.cat([mids, torch.nextafter(mids, torch.tensor(np.inf)),
+                   torch.nextafter(mids, torch.tensor(-np.inf)),
+                   torch.tensor([np.inf, -np.inf, np.nan, f.max * 1.5, 0.0, -0.0])])
+    ours = numfmt.round_to(x, f)
+    theirs = x.to(f.torch_dtype).to(torch.float32)
+    assert ours.dtype == torch.float32
+    assert torch.equal(torch.isnan(ours), torch.isnan(theirs))
+    m = ~torch.isnan(ours)
+    assert torch.equal(ours[m], theirs[m])
+
+
+@pytest.mark.parametrize("name", ["fp16", "bf16"])
+def test_float64_inputs_round_once_not_through_float32(name):
+    """A float64 just above a midpoint must round up; the libraries' float32 detour ties it
+    to even instead (the documented double-rounding error)."""
+    f = numfmt.get(name)
+    values, even = _table(f)
+    mids = _midpoints(f)
+    mids = mids[(mids > 0) & (mids < f.max)]
+    x = mids + np.spacing(mids) * 2  # above the tie, but rounds back onto it in float32
+    x = x[x.astype(np.float32).astype(np.float64) == mids]
+    assert x.size > 1000
+    want = np.array([float(nearest_even(values, even, Fraction(float(v)))) for v in x[:2000]])
+    assert _same(numfmt.round_to(x[:2000], f), want)
+    assert _same(numfmt.round_to(torch.from_numpy(x[:2000]), f).numpy(), want)
+    if name == "bf16":
+        theirs = x[:2000].astype(ml_dtypes.bfloat16).astype(np.float64)
+    else:
+        theirs = torch.from_numpy(x[:2000]).to(torch.float16).double().numpy()
+    assert (theirs != want).sum() > 100  # the libraries do double-round here
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False, width=64),
+       st.sampled_from(["fp16", "bf16", "fp8_e4m3fn", "fp8_e5m2", "tf32"]))
+def test_property_nearest_by_enumeration(x, name):
+    f = numfmt.get(name)
+    got = numfmt.round_to(x, f)
+    if abs(x) > f.max * 2:
+        assert np.isinf(got) or np.isnan(got)
+        return
+    if name not in _TABLES:
+        _TABLES[name] = _table(f)
+    values, even = _TABLES[name]
+    ax = Fraction(abs(x))
+    top = values[-1]
+    ulp_top = top - values[-2]
+    if ax > top + ulp_top / 2 or (ax == top + ulp_top / 2 and not even[-1]):
+        assert np.isinf(got) or np.isnan(got)
+        return
+    if ax > top:
+        want = top
+    else:
+        want = nearest_even(values, even, ax)
+    assert got == float(want) * (1 if x >= 0 else -1)
+
+
+_TABLES: dict = {}
+
+
+@given(st.floats(width=64))
+def test_property_fp32_matches_numpy_float64_to_float32(x):
+    with np.errstate(over="ignore"):
+        want = np.float64(np.float32(x))
+    assert _same(numfmt.round_to(x, "fp32"), want)
+
+
+@given(hnp.arrays(np.float64, st.integers(0, 50), elements=st.floats(width=64)),
+       st.sampled_from(["fp16", "bf16", "tf32", "fp8_e4m3fn", "fp32", "int8", "fp6_e2m3fn"]))
+def test_property_torch_and_numpy_paths_agree(a, name):
+    f = numfmt.get(name)
+    if not f.is_float:
+        a = a[~np.isnan(a)]
+    t = torch.from_numpy(a.copy())
+    assert _same(numfmt.round_to(a, f), numfmt.round_to(t, f).numpy())
+    assert _same(numfmt.round_to(a.astype(np.float32), f),
+                 numfmt.round_to(t.float(), f).double().numpy())
+
+
+def test_tf32_bit_trick_matches_exact_path_on_random_float32_patterns():
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2**32, size=1 << 20, dtype=np.uint64).astype(np.uint32)
+    x32 = bits.view(np.float32)
+    fast = numfmt.round_to(torch.from_numpy(x32.copy()), "tf32").double().numpy()
+    exact = numfmt.round_to(x32.astype(np.float64), "tf32")
+    assert _same(fast, exact)
+    v = numfmt.get("tf32").finite_values()
+    assert np.isin(fast[np.isfinite(fast)], v).all()
+
+
+def test_overflow_rules():
+    x = np.array([1e6, -1e6, np.inf, 100.0])
+    assert _same(numfmt.round_to(x, "fp16"), [np.inf, -np.inf, np.inf, 100.0])
+    assert _same(numfmt.round_to(x, "fp16", overflow="saturate"), [65504, -65504, 65504, 100])
+    assert _same(numfmt.round_to(x, "e4m3fn"), [np.nan, np.nan, np.nan, 96.0])
+    assert _same(numfmt.round_to(x, "e4m3fn", overflow="saturate"), [448, -448, 448, 96])
+    with pytest.raises(OverflowError, match="index 0 overflows fp16"):
+        numfmt.round_to(x, "fp16", overflow="raise")
+    with pytest.raises(ValueError, match="no infinity"):
+        numfmt.round_to(x, "e4m3fn", overflow="inf")
+    # E4M3FN: 464 is the tie between 448 (even) and the NaN code: it stays finite
+    assert numfmt.round_to(464.0, "e4m3fn") == 448.0
+    assert np.isnan(numfmt.round_to(464.0001, "e4m3fn"))
+    assert numfmt.round_to(65519.99, "fp16") == 65504 and numfmt.round_to(65520.0, "fp16") == np.inf
+
+
+def test_int8_rounding_saturates_or_raises_and_rejects_nan():
+    x = np.array([-128.5, -3.5, -2.5, 2.5, 126.5, 127.5, 300.0])
+    assert _same(numfmt.round_to(x, "int8"), [-128, -4, -2, 2, 126, 127, 127])
+    with pytest.raises(OverflowError, match="value 127.5 at flat index 4"):
+        numfmt.round_to(x[1:], "int8", overflow="raise")
+    with pytest.raises(ValueError, match="NaN"):
+        numfmt.round_to(np.array([1.0, np.nan]), "int8")
+    with pytest.raises(ValueError, match="not a rule"):
+        numfmt.round_to(x, "int8", overflow="inf")
+    t = torch.tensor([300, -7], dtype=torch.int32)
+    assert numfmt.round_to(t, "int8").tolist() == [127, -7]
+
+
+def test_containers_and_dtypes_are_preserved_and_inputs_untouched():
+    a32 = np.array([1.1, 2.2], dtype=np.float32)
+    before = a32.copy()
+    assert numfmt.round_to(a32, "bf16").dtype == np.float32
+    assert np.array_equal(a32, before)
+    assert numfmt.round_to(a32, "fp64").dtype == np.float64  # float32 cannot hold fp64
+    assert numfmt.round_to(np.float16(1.5), "fp8_e4m3fn").dtype == np.float16
+    assert numfmt.round_to(np.array([1.0], dtype=np.float16), "bf16").dtype == np.float32
+    assert isinstance(numfmt.round_to(1.1, "fp16"), float)
+    assert numfmt.round_to(1.1, "fp16") == float(np.float16(1.1))
+    assert numfmt.round_to(2**60 + 1, "fp64") == 2.0**60
+    assert isinstance(numfmt.round_to([1.1, 2.0], "fp16"), np.ndarray)
+    t = torch.tensor([1.1, -0.0, float("nan")], dtype=torch.float64)
+    tb = t.clone()
+    r = numfmt.round_to(t, "tf32")
+    assert r.dtype == torch.float64 and torch.equal(t[:2], tb[:2])
+    assert torch.signbit(r[1]) and torch.isnan(r[2])
+    assert numfmt.round_to(torch.tensor([3], dtype=torch.int64), "fp16").dtype == torch.float32
+    assert numfmt.round_to(torch.tensor([1.5], dtype=torch.bfloat16), "fp8_e4m3fn").dtype \
+        == torch.bfloat16
+
+
+@pytest.mark.parametrize("bad", ["1.0", {"a": 1}, True, np.array(["x"]), torch.tensor([True])])
+def test_bad_inputs_get_clear_type_errors(bad):
+    with pytest.raises(TypeError, match="round"):
+        numfmt.round_to(bad, "fp16")
+
+
+def test_subnormals_round_on_the_subnormal_grid():
+    f = numfmt.get("fp16")
+    s = f.smallest_subnormal
+    x = np.array([s * 0.5, s * 0.5000001, s * 1.5, s * 2.5, -s * 0.25])
+    assert _same(numfmt.round_to(x, f), [0.0, s, 2 * s, 2 * s, -0.0])
+    assert np.signbit(numfmt.round_to(x, f)[-1])
