@@ -134,17 +134,30 @@ def _torch_container(t, fmt: Format):
     return torch.float32 if _holds(get("fp32"), fmt) else torch.float64
 
 
+_TF32_CHUNK = 1 << 15  # elements per block: the temporaries of a block stay in L2 cache
+
+
 def _tf32_from_fp32(t):
     """RNE of float32 -> TF32 on the bit pattern: add half an ulp (minus one unless the kept
     lsb is odd) and clear the 13 dropped bits. Exact for normals, subnormals and overflow to
-    inf alike, because the encoding is monotone and the carry ripples into the exponent."""
+    inf alike, because the encoding is monotone and the carry ripples into the exponent.
+
+    Runs block by block so that its six passes hit cache rather than memory; NaNs are copied
+    through (a NaN whose payload sits in the dropped bits would otherwise become inf)."""
     import torch
 
-    bits = t.view(torch.int32)
-    r = torch.bitwise_right_shift(bits, 13)
-    r.bitwise_and_(1).add_(0xFFF).add_(bits).bitwise_and_(~0x1FFF)
-    out = r.view(torch.float32)
-    return torch.where(torch.isnan(t), t, out)  # payload-only NaNs would otherwise become inf
+    src = t.contiguous().view(-1)
+    out = torch.empty_like(src)
+    bits, obits = src.view(torch.int32), out.view(torch.int32)
+    mask = torch.empty(min(_TF32_CHUNK, src.numel()), dtype=torch.bool)
+    for i in range(0, src.numel(), _TF32_CHUNK):
+        b, o = bits[i:i + _TF32_CHUNK], obits[i:i + _TF32_CHUNK]
+        torch.bitwise_right_shift(b, 13, out=o)
+        o.bitwise_and_(1).add_(b).add_(0xFFF).bitwise_and_(~0x1FFF)
+        x, r, m = src[i:i + _TF32_CHUNK], out[i:i + _TF32_CHUNK], mask[:b.numel()]
+        torch.ne(x, x, out=m)
+        torch.where(m, x, r, out=r)
+    return out.view(t.shape)
 
 
 def _round_torch(t, fmt: Format, rule: Overflow):

@@ -234,3 +234,16 @@ def test_subnormals_round_on_the_subnormal_grid():
     x = np.array([s * 0.5, s * 0.5000001, s * 1.5, s * 2.5, -s * 0.25])
     assert _same(numfmt.round_to(x, f), [0.0, s, 2 * s, 2 * s, -0.0])
     assert np.signbit(numfmt.round_to(x, f)[-1])
+
+
+@pytest.mark.parametrize("name", ["tf32", "bf16", "fp8_e4m3fn"])
+def test_shapes_empty_scalar_and_non_contiguous_tensors(name):
+    g = torch.Generator().manual_seed(1)
+    base = torch.randn(70_001, 3, generator=g) * 1e3
+    nc = base.t()  # non-contiguous, and more than one TF32 block
+    got = numfmt.round_to(nc, name)
+    assert got.shape == nc.shape
+    assert _same(got.double().numpy(), numfmt.round_to(nc.double().numpy(), name))
+    assert numfmt.round_to(torch.empty(0, 4), name).shape == (0, 4)
+    s = numfmt.round_to(torch.tensor(1.0009765625 + 2**-12), name)
+    assert s.shape == () and s.item() == numfmt.round_to(1.0009765625 + 2**-12, name)
