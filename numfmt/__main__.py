@@ -70,7 +70,7 @@ def collect(classes: int, audit: bool, progress=None) -> list[dict[str, Any]]:
 
 
 def markdown(rows: list[dict[str, Any]], audit: bool) -> str:
-    head = ["format", "bits", "max", "min normal", "min subnormal", "eps",
+    head = ["format", "bits", "e/m", "inf/NaN", "max", "min normal", "min subnormal", "eps",
             "exp max_arg", "exp min_arg", "exp min_normal_arg",
             f"naive softmax max logit (n={rows[0]['softmax_classes']})",
             "stable softmax: spread giving p=0"]
@@ -78,7 +78,10 @@ def markdown(rows: list[dict[str, Any]], audit: bool) -> str:
         head += [f"{b} exp" for b in BACKENDS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["format"], str(r["bits"]), _num(r["max"]), _num(r["min_normal"]),
+        specials = ("inf+NaN" if r["has_inf"] else "NaN only" if r["has_nan"] else
+                    "none (saturates)" if r["kind"] == "float" else "none (integer)")
+        cells = [r["format"], str(r["bits"]), f"{r['exponent_bits']}/{r['mantissa_bits']}",
+                 specials, _num(r["max"]), _num(r["min_normal"]),
                  _num(r["min_subnormal"]), _num(r["eps"]), _num(r["exp_max_arg"]),
                  _num(r["exp_min_arg"]), _num(r["exp_min_normal_arg"]),
                  _num(r["naive_softmax_max_logit"]),
