@@ -1,0 +1,82 @@
+"""Error measures of an encoding against reference values, computed in float64.
+
+Relative error at a reference value r with approximation a is |a - r| / |r|. At r = 0 it is 0
+when a = 0 and infinite otherwise (an encoding that turns an exact zero into something else has
+no finite relative error there). Empty inputs give 0.0 error and an infinite SQNR (nothing was
+lost).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ._tensors import as_tensor
+
+__all__ = ["db_ratio", "dynamic_range_db", "relative_errors", "max_rel_error",
+           "rms_rel_error", "sqnr_db"]
+
+
+def _pair(reference: object, approx: object) -> tuple[torch.Tensor, torch.Tensor]:
+    r = as_tensor(reference, "reference").to(torch.float64)
+    a = as_tensor(approx, "approximation").to(torch.float64)
+    if r.shape != a.shape:
+        raise ValueError(f"reference has shape {tuple(r.shape)} but the approximation has "
+                         f"{tuple(a.shape)}")
+    if not bool(torch.isfinite(r).all()):
+        raise ValueError("reference values must be finite")
+    return r, a
+
+
+def db_ratio(larger: float, smaller: float) -> float:
+    """20 log10(larger / smaller) in dB; inf when `smaller` is 0 and `larger` is not."""
+    if larger < 0 or smaller < 0:
+        raise ValueError("dB ratios are of magnitudes (>= 0)")
+    if smaller == 0:
+        return math.inf if larger > 0 else 0.0
+    return 20.0 * math.log10(larger / smaller)
+
+
+def dynamic_range_db(values: torch.Tensor | np.ndarray) -> float:
+    """20 log10(max |v| / min nonzero |v|) of the given values (0.0 if none is nonzero)."""
+    v = as_tensor(values, "values").to(torch.float64).abs().reshape(-1)
+    if not bool(torch.isfinite(v).all()):
+        raise ValueError("dynamic_range_db needs finite values")
+    nz = v[v > 0]
+    if nz.numel() == 0:
+        return 0.0
+    return db_ratio(float(nz.max()), float(nz.min()))
+
+
+def relative_errors(reference: object, approx: object) -> torch.Tensor:
+    """Elementwise |approx - reference| / |reference| as float64 (see the module docstring)."""
+    r, a = _pair(reference, approx)
+    err = (a - r).abs()
+    rel = err / r.abs()
+    return torch.where(r == 0, torch.where(err == 0, 0.0, math.inf), rel)
+
+
+def max_rel_error(reference: object, approx: object) -> float:
+    """Largest relative error (0.0 for empty input)."""
+    rel = relative_errors(reference, approx)
+    return float(rel.max()) if rel.numel() else 0.0
+
+
+def rms_rel_error(reference: object, approx: object) -> float:
+    """Root mean square of the relative errors (0.0 for empty input)."""
+    rel = relative_errors(reference, approx)
+    return float(rel.square().mean().sqrt()) if rel.numel() else 0.0
+
+
+def sqnr_db(reference: object, approx: object) -> float:
+    """10 log10(sum r^2 / sum (a - r)^2) in dB: inf for an exact approximation."""
+    r, a = _pair(reference, approx)
+    noise = float((a - r).square().sum())
+    signal = float(r.square().sum())
+    if noise == 0.0:
+        return math.inf
+    if signal == 0.0:
+        return -math.inf
+    return 10.0 * math.log10(signal / noise)

@@ -1,0 +1,189 @@
+"""models.evaluation (models.evaluate): identities against exact references."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numfmt
+import pytest
+import torch
+
+from models.evaluation import (ENCODINGS, RESULT_KEYS, default_targets, evaluate, evaluate_all,
+                             run_in_format, softmax_in_format, weight_bytes)
+from models.softmax_regression import SoftmaxRegression
+from models.train import TrainConfig, Trainer
+
+FLOATS = [f.name for f in numfmt.formats() if f.is_float]
+HELD = {"tf32": "fp32"}  # TF32 results are FP32
+
+
+def trained(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(4, 30, generator=g) * 2
+    y = torch.randint(0, 4, (600,), generator=g)
+    x = (centers[y] + torch.randn(600, 30, generator=g)).sigmoid()  # features in (0, 1)
+    m = SoftmaxRegression(30, 4)
+    Trainer(TrainConfig(epochs=5, lr=0.5, batch_size=32)).fit(m, x[:400], y[:400])
+    return m, x[400:], y[400:]
+
+
+@pytest.fixture(scope="module")
+def model_and_data():
+    return trained()
+
+
+def one_logit_model(logits: list[float], dtype=torch.float64) -> SoftmaxRegression:
+    """A model whose logits for the input x = [1] are exactly ``logits`` (W = logits, b = 0)."""
+    m = SoftmaxRegression(1, len(logits), dtype=dtype)
+    with torch.no_grad():
+        m.linear.weight.copy_(torch.tensor(logits, dtype=dtype)[:, None])
+    return m
+
+
+# ---- identities ------------------------------------------------------------------------------
+def test_fp64_is_the_plain_float64_computation(model_and_data):
+    m, x, y = model_and_data
+    r = evaluate(m, "fp64", x, y)
+    with torch.no_grad():
+        z = x.double() @ m.linear.weight.double().T + m.linear.bias.double()
+    assert r.accuracy == (z.argmax(1) == y).double().mean().item()
+    assert r.agreement_fp64 == 1.0 and r.max_abs_prob_err == 0.0
+    ce = (torch.logsumexp(z, 1) - z.gather(1, y[:, None])[:, 0]).mean().item()
+    assert r.mean_cross_entropy == pytest.approx(ce, rel=1e-12)
+    assert r.weight_bytes == 8 * (30 * 4 + 4)
+
+
+def test_fp32_agrees_with_fp64_and_with_torch(model_and_data):
+    m, x, y = model_and_data
+    r = evaluate(m, "fp32", x, y)
+    assert r.agreement_fp64 >= 0.999
+    out = run_in_format(m, x, torch.float32)  # dtypes are accepted as formats
+    with torch.no_grad():
+        p = torch.softmax(x.float() @ m.linear.weight.T + m.linear.bias, 1).double()
+    torch.testing.assert_close(out.probs, p, rtol=0, atol=4e-7)
+    assert r.max_abs_prob_err < 1e-5
+
+
+def test_result_keys_are_exact(model_and_data):
+    m, x, y = model_and_data
+    d = evaluate(m, "bf16", x, y).to_dict()
+    assert tuple(d) == RESULT_KEYS
+    assert d["format"] == "bf16" and isinstance(d["weight_bytes"], int)
+
+
+@pytest.mark.parametrize("name", FLOATS)
+def test_naive_softmax_overflows_exactly_past_numfmts_exp_bound(name):
+    # Logit 0 is L, the others the format's lowest value (exp gives exactly 0): the naive
+    # softmax overflows iff exp(L) does, iff L > exp_bounds(...).max_arg (proven by numfmt).
+    f = numfmt.get(name)
+    held = numfmt.get(HELD.get(name, name))
+    bound = numfmt.exp_bounds(held).max_arg
+    # the input format's values on either side of the bound (for TF32 the weights are TF32,
+    # the logits and the softmax FP32)
+    below = numfmt.round_exact(Fraction(bound), f, "floor")
+    above = numfmt.next_up(below, f)
+    assert below <= bound < above
+    for logit, overflows in ((float(below), False), (float(above), True)):
+        m = one_logit_model([logit] + [f.lowest] * 9)
+        out = run_in_format(m, torch.ones(1, 1, dtype=torch.float64), name)
+        assert out.logits[0, 0].item() == logit
+        assert bool(out.naive_failed[0]) is overflows, (name, logit)
+        assert not bool(out.stable_failed[0])
+        assert out.probs[0, 0].item() == 1.0
+
+
+@pytest.mark.parametrize("name", ["fp32", "bf16", "fp16", "fp8_e4m3fn", "fp8_e5m2", "fp4_e2m1fn"])
+def test_naive_softmax_sum_overflow_matches_numfmts_softmax_safety(name):
+    # Ten equal logits L: the left-to-right sum of ten exp(L) stays finite iff
+    # L <= softmax_safety(...).naive_max_logit (numfmt's exact computation).
+    f = numfmt.get(name)
+    limit = numfmt.softmax_safety(f, 10).naive_max_logit
+    for logit, overflows in ((limit, False), (float(numfmt.next_up(limit, f)), True)):
+        z = torch.full((1, 10), logit, dtype=torch.float64)
+        p, failed = softmax_in_format(z, f, stable=False)
+        assert bool(failed[0]) is overflows, (name, logit)
+        _, failed = softmax_in_format(z, f, stable=True)
+        assert not bool(failed[0])
+
+
+def test_softmax_in_format_rounds_every_operation():
+    # Three logits in bf16, every op rounded: compare with a hand computation in exact
+    # rationals rounded by numfmt's independent exact rounding (round_exact).
+    import mpmath
+    z = [0.5, -1.25, 2.0]
+    f = numfmt.get("bf16")
+    p, _ = softmax_in_format(torch.tensor([z], dtype=torch.float64), f, stable=False)
+
+    def rnd(q):
+        return numfmt.round_exact(Fraction(q), f)
+
+    def exact(v: float) -> Fraction:  # exp(v) to 200 bits, as a Fraction
+        with mpmath.workprec(200):
+            man, exp = mpmath.exp(mpmath.mpf(v)).man_exp
+        return Fraction(int(man)) * Fraction(2) ** int(exp)
+
+    e = [rnd(exact(v)) for v in z]
+    s = rnd(e[0] + e[1])
+    s = rnd(s + e[2])
+    want = [float(rnd(v / s)) for v in e]
+    assert p[0].tolist() == want
+
+
+def test_weight_bytes_follow_the_format_width():
+    m = SoftmaxRegression()
+    n = 784 * 10 + 10
+    assert [weight_bytes(m, f) for f in ("fp64", "fp32", "tf32", "bf16", "fp8_e5m2",
+                                         "fp6_e2m3fn", "fp4_e2m1fn")] == \
+        [8 * n, 4 * n, 4 * n, 2 * n, n, math.ceil(n * 6 / 8), math.ceil(n / 2)]
+
+
+def test_every_target_runs_and_saturating_formats_report_overflow(model_and_data):
+    m, x, y = model_and_data
+    results = evaluate_all(m, x, y)
+    assert [r.format for r in results] == list(default_targets())
+    assert set(ENCODINGS) <= set(default_targets()) and "int8" not in default_targets()
+    by = {r.format: r for r in results}
+    assert by["fp64"].agreement_fp64 == 1.0
+    for r in results:
+        assert 0.0 <= r.accuracy <= 1.0 and r.stable_softmax_overflow_share == 0.0, r
+    # INT8 weights: 1 byte per weight plus scales, FP32 bias
+    assert by["scaled_int8_per_tensor"].weight_bytes == 120 + 4 + 4 * 4
+    assert by["scaled_int8_per_channel"].weight_bytes == 120 + 4 * 4 + 4 * 4
+    assert by["scaled_int8_per_channel"].accuracy >= by["fp32"].accuracy - 0.02
+
+
+# ---- bad input -----------------------------------------------------------------------------
+def test_errors(model_and_data):
+    m, x, y = model_and_data
+    with pytest.raises(ValueError, match="integer format"):
+        evaluate(m, "int8", x, y)
+    with pytest.raises(ValueError, match="unknown number format"):
+        evaluate(m, "fp7", x, y)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        evaluate(m, "fp32", x, y[:3])
+    with pytest.raises(ValueError, match="labels must lie in"):
+        evaluate(m, "fp32", x, y + 4)
+    bad = SoftmaxRegression(30, 4)
+    with torch.no_grad():
+        bad.linear.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        evaluate(bad, "fp32", x, y)
+    with pytest.raises(TypeError, match="SoftmaxRegression"):
+        evaluate(torch.nn.Linear(30, 4), "fp32", x, y)
+
+
+def test_model_is_not_modified(model_and_data):
+    m, x, y = model_and_data
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    x0 = x.clone()
+    evaluate_all(m, x, y, ["fp8_e4m3fn", "scaled_int8_per_channel"])
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+    assert torch.equal(x, x0)
+
+
+def test_package_level_api(model_and_data):
+    import models
+
+    m, x, y = model_and_data
+    assert models.evaluate(m, "fp16", x, y) == evaluate(m, "fp16", x, y)
