@@ -11,11 +11,11 @@ from numfmt.format import Format
 from numfmt.registry import formats, get, names
 from numfmt.rounding import Overflow, default_overflow, round_to
 from numfmt.exact import next_down, next_up, round_exact
-from numfmt.expbounds import ExpBounds, exp_bounds, exp_rounded
+from numfmt.expbounds import ExpBounds, compare_exp, exp_bounds, exp_rounded
 from numfmt.softmax import SoftmaxSafety, softmax_safety
 
 __all__ = [
     "Format", "formats", "get", "names", "round_to", "Overflow", "default_overflow",
-    "round_exact", "next_up", "next_down", "ExpBounds", "exp_bounds", "exp_rounded",
+    "round_exact", "next_up", "next_down", "ExpBounds", "exp_bounds", "exp_rounded", "compare_exp",
     "SoftmaxSafety", "softmax_safety",
 ]

@@ -62,6 +62,19 @@ def _raw_to_fraction(raw: tuple) -> Fraction:
     return -v if sign else v
 
 
+def _far_from(x: Fraction, limit: Fraction) -> int:
+    """-1 or 1 when exp(x) is certainly below or above ``limit`` by a factor of e or more
+    (decided from bit lengths alone, so huge |x| never reaches mpmath); 0 otherwise."""
+    # log2(limit) lies in [k - 1, k + 1] with k the difference of the bit lengths.
+    k = limit.numerator.bit_length() - limit.denominator.bit_length()
+    ln2 = 0.6931471805599453
+    if x < (k - 1) * ln2 - 1:
+        return -1
+    if x > (k + 1) * ln2 + 1:
+        return 1
+    return 0
+
+
 def compare_exp(x: Fraction | float | int, limit: Fraction) -> int:
     """Sign of exp(x) - limit, proven with interval arithmetic (x, limit rational, exact).
 
@@ -69,6 +82,9 @@ def compare_exp(x: Fraction | float | int, limit: Fraction) -> int:
     limit = 1.
     """
     x, limit = Fraction(x), Fraction(limit)
+    quick = _far_from(x, limit)
+    if quick:
+        return quick
     if x == 0:
         if limit == 1:
             raise ValueError("exp(0) == 1 exactly: no strict comparison")
@@ -216,14 +232,20 @@ def exp_rounded(x: Fraction | float | int, fmt: Any) -> float:
     q = Fraction(x)
     if q == 0:
         return 1.0
+    if _far_from(q, f.smallest_subnormal_exact / 2) < 0:
+        return 0.0
+    top = f.max_exact + quantum(f, f.max_exact) / 2
+    if _far_from(q, top) > 0:
+        rule = default_overflow(f)
+        return {"inf": float("inf"), "nan": float("nan")}.get(rule, f.max)
     prec = _START_PREC
     while prec <= _MAX_PREC:
         lo, hi = _exp_enclosure(q, prec)
         r_lo, r_hi = round_exact(lo, f), round_exact(hi, f)
+        if r_lo > f.max_exact:  # both ends overflow, whatever grid points they land on
+            rule = default_overflow(f)
+            return {"inf": float("inf"), "nan": float("nan")}.get(rule, f.max)
         if r_lo == r_hi:
-            if r_lo > f.max_exact:
-                rule = default_overflow(f)
-                return {"inf": float("inf"), "nan": float("nan")}.get(rule, f.max)
             return float(r_lo)
         prec *= 2
     raise ArithmeticError(f"could not round exp({x}) into {f.name}")

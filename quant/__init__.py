@@ -6,13 +6,17 @@ or MSE search) and `LogInt8` (sign + 7-bit fixed-point log2 magnitude). Arithmet
 explicit `OverflowPolicy` (RAISE by default, raising `QuantOverflowError`). Supporting pieces:
 fixed-point requantization (`quantize_multiplier`, `requantize`), the static accumulator proof
 (`accumulator_bound`, `matmul_accumulator_proof`) and error metrics. `python -m quant` prints
-the comparison table.
+the comparison table. The integer-only pipeline (uint8 pixels x int8 weights -> int32 ->
+fixed-point requantized int8 logits -> integer softmax) is `quantize_softmax_regression`.
 """
 
 from .accumulator import AccumulatorProof, accumulator_bound
 from .arith import add, div, dot, matmul, matmul_accumulator_proof, mul, sub
 from .calibrate import CALIBRATIONS
 from .fixedpoint import quantize_multiplier, quantize_multipliers, requantize, rounding_right_shift
+from .integer_linear import IntegerSoftmaxRegression, quantize_softmax_regression
+from .integer_matmul import prepare_int8_weight
+from .integer_softmax import IntegerSoftmax, integer_softmax, make_integer_softmax
 from .intmm import int_matmul
 from .logdomain import GaussianLogTable, LogInt8, exact_log_code, gaussian_log_table
 from .metrics import dynamic_range_db, max_rel_error, rms_rel_error, sqnr_db
@@ -26,4 +30,6 @@ __all__ = [
     "AccumulatorProof", "accumulator_bound", "int_matmul",
     "quantize_multiplier", "quantize_multipliers", "requantize", "rounding_right_shift",
     "dynamic_range_db", "max_rel_error", "rms_rel_error", "sqnr_db", "CALIBRATIONS",
+    "IntegerSoftmax", "integer_softmax", "make_integer_softmax", "prepare_int8_weight",
+    "IntegerSoftmaxRegression", "quantize_softmax_regression",
 ]

@@ -18,7 +18,9 @@ is rounded once.
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +40,10 @@ __all__ = ["ScaledInt8", "storage_range"]
 _MAGIC = {torch.float32: (12582912.0, torch.int32),
           torch.float64: (6755399441055744.0, torch.int64)}
 _STORAGE_DTYPES = {"int8": torch.int8, "uint8": torch.uint8}
+_QUANTIZED = {torch.int8: torch.qint8, torch.uint8: torch.quint8}
+_FUSED_BLOCK = 1 << 18
+"""Elements per block of the fused per-tensor float32 encode: 1 MiB of quotients (mostly still
+cached for the rounding pass; smaller blocks lose more to per-call overhead than they gain)."""
 
 
 def storage_range(dtype: object) -> tuple[torch.dtype, int, int]:
@@ -341,6 +347,8 @@ def _encode_kernel(x3: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, qmin
     is the code. A per-block sum catches NaN/inf without another pass over memory.
     """
     fdt = x3.dtype
+    if fdt == torch.float32 and scale.dim() == 0 and x3.numel() and _fused_rounding_ok():
+        return _encode_fused_float32(x3, float(scale), int(zp), qmin, qmax, out_dtype, source)
     magic, idt = _MAGIC[fdt]
     mbits = int(torch.tensor(magic, dtype=fdt).view(idt))
     lo_bits, hi_bits = mbits + qmin, mbits + qmax
@@ -372,3 +380,80 @@ def _encode_kernel(x3: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, qmin
     if not bool(torch.isfinite(sums).all()):
         check_finite(source, "ScaledInt8.encode")   # raises unless the sum merely overflowed
     return codes
+
+
+def _quantize_scratch(n: int, zero_point: int, out_dtype: torch.dtype
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(quantized tensor with scale 1 and `zero_point`, plain int8/uint8 view of its bytes)."""
+    with warnings.catch_warnings():       # torch deprecates quantized tensors (we only borrow
+        warnings.simplefilter("ignore")   # their fused round-and-saturate kernel)
+        q = torch._empty_affine_quantized([n], scale=1.0, zero_point=zero_point,
+                                          dtype=_QUANTIZED[out_dtype])
+    codes = torch.empty(0, dtype=out_dtype).set_(q.untyped_storage(), 0, (n,), (1,))
+    return q, codes
+
+
+@functools.lru_cache(maxsize=None)
+def _fused_rounding_ok() -> bool:
+    """Whether torch's quantizer, fed exact float32 quotients at scale 1, rounds half to even
+    and saturates exactly as the contract says (probed once, on ties, extremes and NaN-free
+    values in both its vector body and its scalar tail); otherwise encode uses its own kernel."""
+    ties = [k + 0.5 for k in range(-140, 140)] + [k + d for k in (-129, -128, 0, 127, 255, 256)
+                                                   for d in (-2.0 ** -9, 2.0 ** -9)]
+    y = torch.tensor(ties + [3e38, -3e38, 2.0 ** 24, -(2.0 ** 24), 0.0, -0.0],
+                     dtype=torch.float32)
+    try:
+        for dt, zps in ((torch.int8, (0, -7, 100)), (torch.uint8, (0, 128, 255))):
+            lo, hi = (-128, 127) if dt == torch.int8 else (0, 255)
+            for zp in zps:
+                for n in (y.numel(), 7):                 # vector body and a scalar-only call
+                    q, codes = _quantize_scratch(n, zp, dt)
+                    _round_into(q, y[:n].clone(), zp)
+                    want = (torch.round(y[:n].double()) + zp).clamp(lo, hi).to(torch.int64)
+                    if not torch.equal(codes.to(torch.int64), want):
+                        return False
+    except (RuntimeError, AttributeError, TypeError, NotImplementedError):
+        return False
+    return True
+
+
+def _round_into(q: torch.Tensor, y: torch.Tensor, zero_point: int) -> None:
+    """q <- saturate(round_half_even(y) + zero_point); may overwrite y.
+
+    torch adds a nonzero zero point to the int32 conversion of y, which wraps around for
+    |y| near 2**31, so y is first clamped to +-2**30 (far beyond any code, so harmless).
+    """
+    if zero_point:
+        y.clamp_(-2.0 ** 30, 2.0 ** 30)
+    q.copy_(y)
+
+
+def _encode_fused_float32(x3: torch.Tensor, scale: float, zero_point: int, qmin: int,
+                          qmax: int, out_dtype: torch.dtype, source: torch.Tensor
+                          ) -> torch.Tensor:
+    """Per-tensor float32 codes in two cache-resident passes per block.
+
+    y = x / scale is correctly rounded (a true division, as the contract says); torch's fused
+    quantizer then rounds y at scale 1 (multiplying by 1 is exact), adds the zero point (exact
+    for every y that does not saturate) and saturates to the storage range in one pass, writing
+    straight into the result's bytes. `_fused_rounding_ok` checks those semantics once. A
+    narrower [qmin, qmax] is a clamp of the bytes; a per-block sum of y catches NaN / inf.
+    """
+    flat = x3.reshape(-1)
+    total = flat.numel()
+    q, codes = _quantize_scratch(total, zero_point, out_dtype)
+    lo_s, hi_s = (-128, 127) if out_dtype == torch.int8 else (0, 255)
+    narrow = (qmin, qmax) != (lo_s, hi_s)
+    bsz = min(total, _FUSED_BLOCK)
+    y = torch.empty(bsz, dtype=torch.float32)
+    sums = torch.empty(-(-total // bsz), dtype=torch.float32)
+    for xb, qb, cb, sb in zip(flat.split(bsz), q.split(bsz), codes.split(bsz), sums.split(1)):
+        yb = y[:xb.numel()]
+        torch.div(xb, scale, out=yb)
+        torch.sum(yb, dim=0, out=sb[0])
+        _round_into(qb, yb, zero_point)
+        if narrow:
+            cb.clamp_(qmin, qmax)
+    if not bool(torch.isfinite(sums).all()):
+        check_finite(source, "ScaledInt8.encode")   # raises unless the sum merely overflowed
+    return codes.reshape(x3.shape)

@@ -232,3 +232,34 @@ def test_properties():
     assert e.dynamic_range_db == pytest.approx(20 * np.log10(100.0 / e.min_magnitude))
     assert e.sqnr_db(x) > 40 and 0 <= e.max_rel_error(x) < 0.01
     assert "ScaledInt8" in repr(e)
+
+
+@pytest.mark.parametrize("zp, dt, lo, hi", [(0, "int8", -128, 127), (-7, "int8", -128, 127),
+                                            (100, "int8", -128, 127), (0, "uint8", 0, 255),
+                                            (255, "uint8", 0, 255)])
+def test_large_tensor_ties_and_huge_values_match_numpy(zp, dt, lo, hi):
+    """Several blocks plus a ragged tail: exact ties, near-ties and values whose quotient is
+    near 2**31 (where a quantizer that adds the zero point in int32 would wrap) all follow
+    rint(float32(x / scale)) + zp, clamped, as computed by numpy."""
+    rng = np.random.default_rng(11)
+    s = np.float32(0.0417139865)
+    n = (1 << 19) + 12_345
+    x = (rng.standard_normal(n) * 4).astype(np.float32)
+    k = rng.integers(-300, 300, n // 8)
+    x[: n // 8] = (k + 0.5).astype(np.float32) * s           # exact and near ties of x / s
+    x[n // 8: n // 8 + 8] = [3e38, -3e38, 9e7, -9e7, 2.0 ** 31 * s, -(2.0 ** 31) * s, 0.0, -0.0]
+    e = ScaledInt8.encode(x, scale=float(s), zero_point=zp, dtype=dt, narrow_range=False)
+    with np.errstate(over="ignore"):                        # 3e38 / s is inf: saturates
+        ref = np.clip(np.rint(x / s).astype(np.float64) + zp, lo, hi).astype(np.int64)
+    assert np.array_equal(e.codes.numpy().astype(np.int64), ref)
+    if dt == "int8" and zp == 0:
+        narrow = ScaledInt8.encode(x, scale=float(s))
+        assert np.array_equal(narrow.codes.numpy().astype(np.int64), np.clip(ref, -127, 127))
+
+
+@pytest.mark.parametrize("pos", [0, 5, (1 << 18) + 3, (1 << 19) + 12_344])
+def test_nan_anywhere_in_a_large_tensor_is_refused(pos):
+    x = torch.zeros((1 << 19) + 12_345)
+    x[pos] = float("nan")
+    with pytest.raises(ValueError, match=rf"index \({pos},\)"):
+        ScaledInt8.encode(x, scale=0.1)
