@@ -61,7 +61,7 @@ def _np_round_float(a: np.ndarray, fmt: Format) -> np.ndarray:
         return a.copy()
     _, e = np.frexp(a)  # a = f * 2**e with 0.5 <= |f| < 1, so the binade exponent is e - 1
     qexp = np.maximum(e - 1, fmt.emin) - fmt.mantissa_bits
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # overflow to inf is the IEEE answer
         return np.ldexp(np.rint(np.ldexp(a, -qexp)), qexp)
 
 

@@ -164,7 +164,7 @@ def gaussian_log_table(frac_bits: int = 3) -> GaussianLogTable:
 
 # ------------------------------------------------------------------------------- LogInt8
 @dataclass(frozen=True, eq=False, repr=False)
-class LogInt8:
+class LogInt8(metrics.DecodeErrorMetrics):
     """Log-domain 8-bit encoding (see the module docstring for the layout and its bounds).
 
     Fields: `codes` (int8 tensor, values in [-127, 127]), `offset` (int) and `frac_bits`
@@ -288,17 +288,6 @@ class LogInt8:
         """Largest |decode - x| / |x| for x inside the range: 2**(2**-(F+1)) - 1."""
         return rel_error_bound(self.frac_bits)
 
-    def max_rel_error(self, x: torch.Tensor | np.ndarray) -> float:
-        """Largest relative error of decode() against the reference values `x`."""
-        return metrics.max_rel_error(x, self.decode(torch.float64))
-
-    def rms_rel_error(self, x: torch.Tensor | np.ndarray) -> float:
-        """Root-mean-square relative error of decode() against `x`."""
-        return metrics.rms_rel_error(x, self.decode(torch.float64))
-
-    def sqnr_db(self, x: torch.Tensor | np.ndarray) -> float:
-        """Signal-to-quantization-noise ratio of decode() against `x`, in dB."""
-        return metrics.sqnr_db(x, self.decode(torch.float64))
 
     def __repr__(self) -> str:
         return (f"LogInt8(shape={tuple(self.shape)}, offset={self.offset}, "

@@ -80,3 +80,23 @@ def sqnr_db(reference: object, approx: object) -> float:
     if signal == 0.0:
         return -math.inf
     return 10.0 * math.log10(signal / noise)
+
+
+class DecodeErrorMetrics:
+    """Error metrics of an encoding's ``decode()`` against reference values, for the encoded
+    classes (`ScaledInt8`, `LogInt8`): each decodes in float64 and compares with ``x``."""
+
+    def decode(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def max_rel_error(self, x: torch.Tensor | np.ndarray) -> float:
+        """Largest |decode - x| / |x| against the reference values `x` (see `max_rel_error`)."""
+        return max_rel_error(x, self.decode(torch.float64))
+
+    def rms_rel_error(self, x: torch.Tensor | np.ndarray) -> float:
+        """Root-mean-square relative error of decode() against `x` (see `rms_rel_error`)."""
+        return rms_rel_error(x, self.decode(torch.float64))
+
+    def sqnr_db(self, x: torch.Tensor | np.ndarray) -> float:
+        """Signal-to-quantization-noise ratio of decode() against `x`, in dB."""
+        return sqnr_db(x, self.decode(torch.float64))

@@ -111,7 +111,7 @@ def _check_scale(scale: torch.Tensor) -> None:
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class ScaledInt8:
+class ScaledInt8(metrics.DecodeErrorMetrics):
     """Affine 8-bit encoding: real value = scale * (code - zero_point).
 
     Fields
@@ -306,17 +306,6 @@ class ScaledInt8:
         """20 log10(max_magnitude / min_magnitude): the span of representable magnitudes."""
         return metrics.db_ratio(self.max_magnitude, self.min_magnitude)
 
-    def max_rel_error(self, x: torch.Tensor | np.ndarray) -> float:
-        """Largest |decode - x| / |x| against the reference values `x` (see quant.metrics)."""
-        return metrics.max_rel_error(x, self.decode(torch.float64))
-
-    def rms_rel_error(self, x: torch.Tensor | np.ndarray) -> float:
-        """Root-mean-square relative error against `x` (see quant.metrics)."""
-        return metrics.rms_rel_error(x, self.decode(torch.float64))
-
-    def sqnr_db(self, x: torch.Tensor | np.ndarray) -> float:
-        """Signal-to-quantization-noise ratio against `x`, in dB (see quant.metrics)."""
-        return metrics.sqnr_db(x, self.decode(torch.float64))
 
     def __repr__(self) -> str:
         s = self.channel_scales()
