@@ -28,6 +28,9 @@ scale 1/255 and zero point 0 for pixels, so pixel codes are exact, as in int8 pi
 ``log_int8`` (W and the inputs log-encoded, `quant.LogInt8`, 3 fractional bits). The bias
 stays FP32. Logits are the decoded values' products accumulated exactly (float64, as an int32
 accumulator times the scales would be), rounded to FP32; the softmax is FP32.
+``integer_only`` runs `quant.quantize_softmax_regression` end to end in integers (uint8 pixels,
+int8 weights, int32 accumulators and bias, int8 logits, integer softmax to uint8 probabilities);
+its logits are reported dequantized and relative to the row max.
 
 Reported per format: test accuracy (argmax of F's logits, first index on ties), agreement of
 those predictions with the FP64 evaluation of the same model, mean cross-entropy, the largest
@@ -53,7 +56,8 @@ __all__ = ["ENCODINGS", "RESULT_KEYS", "FormatResult", "FormatOutputs", "evaluat
            "evaluate_all", "default_targets", "run_in_format", "exp_in_format",
            "softmax_in_format", "cross_entropy_in_format", "weight_bytes"]
 
-ENCODINGS: tuple[str, ...] = ("scaled_int8_per_tensor", "scaled_int8_per_channel", "log_int8")
+ENCODINGS: tuple[str, ...] = ("scaled_int8_per_tensor", "scaled_int8_per_channel", "log_int8",
+                              "integer_only")
 RESULT_KEYS: tuple[str, ...] = ("format", "accuracy", "agreement_fp64", "mean_cross_entropy",
                                 "max_abs_prob_err", "naive_softmax_overflow_share",
                                 "stable_softmax_overflow_share", "weight_bytes")
@@ -250,9 +254,38 @@ def _encoded_outputs(model: SoftmaxRegression, x64: torch.Tensor, name: str) -> 
     return FormatOutputs(name, z, p, naive_failed, stable_failed, "fp32", nbytes)
 
 
+def _integer_only_outputs(model: SoftmaxRegression, images: torch.Tensor) -> FormatOutputs:
+    """The integer-only pipeline (`quant.quantize_softmax_regression`): uint8 pixels (float
+    features in [0, 1] are quantized to k/255 codes) x int8
+    per-class weights into int32, fixed-point requantized int8 logits and an integer softmax
+    to uint8 probabilities. Its logits are relative to the row max (the top class at 0), which
+    changes neither the softmax nor the cross-entropy. It has no naive softmax to overflow."""
+    import quant
+
+    x = images.reshape(images.shape[0], -1)
+    if x.dtype != torch.uint8:
+        # Float features are taken as pixels k/255 and quantized to their uint8 codes, as an
+        # int8 pipeline quantizes its input (exact for real pixels).
+        if not x.is_floating_point() or not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+            raise ValueError("integer_only consumes uint8 pixels, or float features in [0, 1] "
+                             f"(pixels / 255); got dtype {x.dtype} outside that")
+        x = torch.round(x.double() * 255).to(torch.uint8)
+    w, b = _params64(model)
+    pipe = quant.quantize_softmax_regression(w.float(), b.float())
+    codes = pipe.logit_codes(x).to(torch.float64)
+    z = (codes - 127.0) * pipe.logit_scale
+    probs = pipe.probabilities(x).to(torch.float64) / pipe.softmax.out_max
+    none = torch.zeros(x.shape[0], dtype=torch.bool)
+    # The cross-entropy is reported from the dequantized int8 logits, evaluated in float64.
+    return FormatOutputs("integer_only", z, probs, none, none.clone(), "fp64",
+                         pipe.weight_bytes)
+
+
 def run_in_format(model: SoftmaxRegression, images: torch.Tensor, fmt: Any) -> FormatOutputs:
     """The model's logits and softmax for ``images`` (uint8 pixels or float features) under
     ``fmt``: a float format (anything `numfmt.get` accepts) or one of `ENCODINGS`."""
+    if fmt == "integer_only":
+        return _integer_only_outputs(model, images)
     if isinstance(fmt, str) and fmt in ENCODINGS:
         return _encoded_outputs(model, images_to_float(images, torch.float64), fmt)
     f = numfmt.get(fmt)

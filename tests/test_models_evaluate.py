@@ -187,3 +187,30 @@ def test_package_level_api(model_and_data):
 
     m, x, y = model_and_data
     assert models.evaluate(m, "fp16", x, y) == evaluate(m, "fp16", x, y)
+
+
+def test_integer_only_matches_the_quant_pipeline_and_a_float_reference():
+    """The integer_only entry is quant's integer pipeline: same predictions as calling it
+    directly, probabilities within its proven bound of the float64 softmax of its own logits."""
+    import quant
+
+    g = torch.Generator().manual_seed(3)
+    model = SoftmaxRegression(784, 10)
+    with torch.no_grad():
+        model.linear.weight.copy_(torch.randn(10, 784, generator=g) * 0.02)
+        model.linear.bias.copy_(torch.randn(10, generator=g) * 0.1)
+    images = torch.randint(0, 256, (64, 28, 28), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (64,), generator=g)
+    out = run_in_format(model, images, "integer_only")
+    pipe = quant.quantize_softmax_regression(model.linear.weight.detach(),
+                                             model.linear.bias.detach())
+    x = images.reshape(64, -1)
+    assert torch.equal(out.predictions, pipe.logit_codes(x).to(torch.int64).argmax(1))
+    ref = torch.softmax(out.logits, dim=1)
+    assert (out.probs - ref).abs().max().item() <= pipe.softmax.error_bound + 1e-12
+    r = evaluate(model, "integer_only", images, labels)
+    assert r.naive_softmax_overflow_share == 0 and r.weight_bytes == pipe.weight_bytes
+    as_float = run_in_format(model, images.float() / 255, "integer_only")
+    assert torch.equal(as_float.probs, out.probs)
+    with pytest.raises(ValueError, match="float features in \\[0, 1\\]"):
+        run_in_format(model, images.float(), "integer_only")
