@@ -14,7 +14,7 @@ from typing import Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from models.evaluation import FormatResult
+from models.evaluation import ENCODINGS, FormatResult
 from models.sweeps import UNTRAINED_LOSS, EpochRun, LrRun, PrecisionRun, best_rate
 from models.train import History
 
@@ -78,7 +78,7 @@ def plot_format_results(results: Sequence[FormatResult], out_dir: str | os.PathL
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     xs = list(range(len(names)))
     acc = [r.accuracy for r in results]
-    bars = ax1.bar(xs, acc, color=["#4c72b0" if "int8" not in n else "#dd8452" for n in names])
+    bars = ax1.bar(xs, acc, color=["#dd8452" if n in ENCODINGS else "#4c72b0" for n in names])
     ref = next((r.accuracy for r in results if r.format == "fp64"), None)
     lo = min(acc)
     bottom = max(0.0, min(lo - 0.05, (ref or lo) - 0.05))
