@@ -172,6 +172,14 @@ def _override(cfg: TrainConfig, a: argparse.Namespace, **extra: Any) -> TrainCon
 
 
 # ---- commands ----------------------------------------------------------------------------------
+def _write_records(a: argparse.Namespace, name: str, records: Any) -> list[Path]:
+    """Write ``records`` as JSON to ``a.out/name`` and, if asked, to ``--json``; the paths."""
+    paths = [_write_json(a.out / name, records)]
+    if a.json:
+        paths.append(_write_json(a.json, records))
+    return paths
+
+
 def _cmd_train(a: argparse.Namespace) -> int:
     from models.checkpoint import save_checkpoint
     from models.plots import plot_history, plot_precision_runs
@@ -212,9 +220,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         written += plot_precision_runs(runs, a.out)
         out = [{"recipe": r.precision.label, "test_accuracy": r.test_accuracy,
                 "history": r.history.to_dict()} for r in runs]
-        written.append(_write_json(a.out / "train_formats.json", out))
-        if a.json:
-            written.append(_write_json(a.json, out))
+        written += _write_records(a, "train_formats.json", out)
     else:
         try:
             prec = Precision(a.format, master_weights=a.master_weights, loss_scale=a.loss_scale)
@@ -243,9 +249,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         written.append(save_checkpoint(a.save or a.out / f"model_{prec.label}.pt", model, cfg,
                                        hist, split.fingerprint()))
         out = {"recipe": prec.label, "test_accuracy": test.accuracy, "history": hist.to_dict()}
-        written.append(_write_json(a.out / f"{stem}.json", out))
-        if a.json:
-            written.append(_write_json(a.json, out))
+        written += _write_records(a, f"{stem}.json", out)
     _print_paths(written)
     return 0
 
@@ -272,9 +276,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     records = [r.to_dict() for r in results]
     written = [cp.path]
     written += plot_format_results(results, a.out)
-    written.append(_write_json(a.out / "formats.json", records))
-    if a.json:
-        written.append(_write_json(a.json, records))
+    written += _write_records(a, "formats.json", records)
     _print_paths(written)
     return 0
 
@@ -307,9 +309,7 @@ def _cmd_sweep_lr(a: argparse.Namespace) -> int:
             "final_val_accuracy": r.final_val_accuracy, "test_accuracy": r.test_accuracy,
             "diverged": r.diverged, "history": r.history.to_dict()} for r in runs]
     written = plot_lr_sweep(runs, a.out)
-    written.append(_write_json(a.out / "lr_sweep.json", out))
-    if a.json:
-        written.append(_write_json(a.json, out))
+    written += _write_records(a, "lr_sweep.json", out)
     _print_paths(written)
     return 0
 
@@ -343,9 +343,7 @@ def _cmd_sweep_epochs(a: argparse.Namespace) -> int:
             "stopped_early": r.history.stopped_early, "test_accuracy": r.test_accuracy,
             "history": r.history.to_dict()} for r in runs]
     written = plot_epoch_sweep(runs, a.out)
-    written.append(_write_json(a.out / "epoch_sweep.json", out))
-    if a.json:
-        written.append(_write_json(a.json, out))
+    written += _write_records(a, "epoch_sweep.json", out)
     _print_paths(written)
     return 0
 
