@@ -156,7 +156,7 @@ class ExpBounds:
     * every x >= min_normal_arg has a result >= the format's tiny (smallest normal).
     """
 
-    format: Format = field(repr=False)
+    format: Format
     max_arg: float
     min_arg: float
     min_normal_arg: float

@@ -238,3 +238,8 @@ class Format:
 
     def __str__(self) -> str:
         return self.name
+
+    def __repr__(self) -> str:
+        layout = (f"e{self.exponent_bits}m{self.mantissa_bits}" if self.is_float
+                  else ("signed" if self.signed else "unsigned"))
+        return f"Format({self.name!r}: {self.kind}, {self.bits} bits, {layout})"
