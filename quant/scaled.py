@@ -262,11 +262,9 @@ class ScaledInt8(metrics.DecodeErrorMetrics):
             if has_zp:
                 torch.sub(c3[blk], z[:, blk[1]] if per_channel else z, out=o)
                 o.mul_(sb)
-            elif per_channel:
-                o.copy_(c3[blk])        # a broadcast int8 x float multiply is a slow path
+            else:                       # an int8 x float multiply is a slow path
+                o.copy_(c3[blk])
                 o.mul_(sb)
-            else:
-                torch.mul(c3[blk], sb, out=o)
         return out.reshape(self.codes.shape)
 
     # ------------------------------------------------------------------------- properties
