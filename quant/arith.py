@@ -51,7 +51,7 @@ import torch
 from .accumulator import AccumulatorProof, accumulator_bound
 from .fixedpoint import quantize_multiplier, requantize
 from .intmm import int_matmul
-from .logdomain import CODE_MAX, LogInt8, gaussian_log_table, offset_limits
+from .logdomain import CODE_MAX, LogInt8, check_offset, gaussian_log_table, offset_limits
 from .policy import OverflowPolicy, QuantOverflowError, as_policy, narrow
 from .scaled import ScaledInt8, _check_scale, _param_tensor, storage_range
 from .scaled import _fmt_scale as _fmt
@@ -341,16 +341,6 @@ def _check_log_pair(a: LogInt8, b: LogInt8, policy: OverflowPolicy, op: str) -> 
                          f"codes only; log-domain codes have no wraparound meaning")
 
 
-def _check_offset(o: object, frac_bits: int, op: str) -> int:
-    if isinstance(o, bool) or not isinstance(o, (int, np.integer)):
-        raise TypeError(f"{op}: out_offset must be an int, got {type(o).__name__}")
-    lo, hi = offset_limits(frac_bits)
-    if not lo <= int(o) <= hi:
-        raise ValueError(f"{op}: out_offset {o} must lie in [{lo}, {hi}] for frac_bits="
-                         f"{frac_bits}")
-    return int(o)
-
-
 def _finish_log(sign: torch.Tensor, big_l: torch.Tensor, zero: torch.Tensor, out_offset: int,
                 frac_bits: int, policy: OverflowPolicy, op: str) -> LogInt8:
     m = big_l - out_offset
@@ -400,7 +390,7 @@ def _log_addsub(a: LogInt8, b: LogInt8, negate_b: bool, out_offset: object,
             raise ValueError(f"{op}: operand offsets differ ({a.offset} and {b.offset}); pass "
                              f"out_offset=")
         out_offset = a.offset
-    out_offset = _check_offset(out_offset, a.frac_bits, op)
+    out_offset = check_offset(out_offset, a.frac_bits, f"{op}: out_offset")
     sa, la, za = _log_parts(a)
     sb, lb, zb = _log_parts(b)
     if negate_b:
@@ -430,7 +420,7 @@ def _log_muldiv(a: LogInt8, b: LogInt8, divide: bool, out_offset: object,
         lo, hi = offset_limits(a.frac_bits)
         o = max(lo, min(hi, default))
     else:
-        o = _check_offset(out_offset, a.frac_bits, op)
+        o = check_offset(out_offset, a.frac_bits, f"{op}: out_offset")
     return _finish_log(sa * sb, big_l, zero, o, a.frac_bits, policy, op)
 
 
@@ -477,7 +467,7 @@ def _log_matmul(a: LogInt8, b: LogInt8, out_offset: object, policy: OverflowPoli
         lo, hi = offset_limits(f)
         o = max(lo, min(hi, a.offset + b.offset + CODE_MAX + grow))
     else:
-        o = _check_offset(out_offset, f, op)
+        o = check_offset(out_offset, f, f"{op}: out_offset")
     return _finish_log(sign, big_l, zero, o, f, policy, op)
 
 

@@ -43,7 +43,7 @@ from ._tensors import as_float_input, as_tensor, check_finite
 from .calibrate import _quantile_rows
 
 __all__ = ["LogInt8", "GaussianLogTable", "gaussian_log_table", "exact_log_code",
-           "MAX_FRAC_BITS", "offset_limits"]
+           "MAX_FRAC_BITS", "offset_limits", "check_offset"]
 
 MAX_FRAC_BITS = 6
 CODE_MAX = 127
@@ -65,6 +65,19 @@ def offset_limits(frac_bits: int) -> tuple[int, int]:
     """
     f = 1 << _check_frac_bits(frac_bits)
     return -149 * f - 1, 128 * f - CODE_MAX - 1
+
+
+def check_offset(offset: object, frac_bits: int, name: str = "offset") -> int:
+    """``offset`` as an int, after checking it is an integer within `offset_limits`.
+
+    ``name`` says what the caller calls it in the error (e.g. "quant.mul: out_offset")."""
+    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(offset).__name__}")
+    lo, hi = offset_limits(frac_bits)
+    if not lo <= int(offset) <= hi:
+        raise ValueError(f"{name} {offset} puts magnitudes outside float32; with "
+                         f"frac_bits={frac_bits} it must lie in [{lo}, {hi}]")
+    return int(offset)
 
 
 def exact_log_code(a: float, frac_bits: int) -> int:
@@ -183,16 +196,11 @@ class LogInt8(metrics.DecodeErrorMetrics):
                             + ("; use LogInt8.encode to encode real values"
                                if codes.is_floating_point() else ""))
         f = _check_frac_bits(self.frac_bits)
-        if isinstance(self.offset, bool) or not isinstance(self.offset, (int, np.integer)):
-            raise TypeError(f"offset must be an int, got {type(self.offset).__name__}")
-        lo, hi = offset_limits(f)
-        if not lo <= int(self.offset) <= hi:
-            raise ValueError(f"offset {self.offset} puts magnitudes outside float32; with "
-                             f"frac_bits={f} it must lie in [{lo}, {hi}]")
+        offset = check_offset(self.offset, f)
         if codes.numel() and bool((codes == -128).any()):
             raise ValueError("-128 is not a LogInt8 code (codes lie in [-127, 127])")
         object.__setattr__(self, "codes", codes)
-        object.__setattr__(self, "offset", int(self.offset))
+        object.__setattr__(self, "offset", offset)
         object.__setattr__(self, "frac_bits", f)
 
     @classmethod
@@ -222,14 +230,9 @@ class LogInt8(metrics.DecodeErrorMetrics):
                              f"'percentile'")
         if offset is None:
             offset = calibrate_offset(xf, f, calibration, percentile)
-        elif isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
-            raise TypeError(f"offset must be an int, got {type(offset).__name__}")
-        lo, hi = offset_limits(f)
-        if not lo <= int(offset) <= hi:
-            raise ValueError(f"offset {offset} puts magnitudes outside float32; with "
-                             f"frac_bits={f} it must lie in [{lo}, {hi}]")
-        codes = _encode_kernel(xf.contiguous().reshape(-1), int(offset), f, xf)
-        return cls._trusted(codes.reshape(xf.shape), int(offset), f)
+        offset = check_offset(offset, f)
+        codes = _encode_kernel(xf.contiguous().reshape(-1), offset, f, xf)
+        return cls._trusted(codes.reshape(xf.shape), offset, f)
 
     # ----------------------------------------------------------------------------- decode
     def decode(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
