@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import Callable
 
 import numpy as np
 import torch
@@ -494,15 +495,27 @@ def sub(a: Encoded, b: Encoded, *, policy: OverflowPolicy | str = OverflowPolicy
 
 def _addsub(a: Encoded, b: Encoded, negate: bool, policy: object, out_scale: object,
             out_zero_point: object, out_dtype: object, out_offset: object, op: str) -> Encoded:
+    return _dispatch(
+        a, b, op, policy, out_scale, out_zero_point, out_dtype, out_offset,
+        lambda a, b, sc, zp, dt, pol, op: _scaled_addsub(a, b, -1 if negate else 1, sc, zp, dt,
+                                                         pol, op),
+        lambda a, b, off, pol, op: _log_addsub(a, b, negate, off, pol, op))
+
+
+def _dispatch(a: Encoded, b: Encoded, op: str, policy: object, out_scale: object,
+              out_zero_point: object, out_dtype: object, out_offset: object,
+              scaled: Callable[..., Encoded], log: Callable[..., Encoded]) -> Encoded:
+    """Run ``scaled(a, b, out_scale, out_zero_point, out_dtype, policy, op)`` for ScaledInt8
+    operands or ``log(a, b, out_offset, policy, op)`` for LogInt8 ones, refusing the other
+    encoding's output arguments."""
     kind = _kind(a, b, op)
     pol = as_policy(policy)
     if kind is ScaledInt8:
         if out_offset is not None:
             raise TypeError(f"{op}: out_offset applies to LogInt8; use out_scale= for ScaledInt8")
-        return _scaled_addsub(a, b, -1 if negate else 1, out_scale, out_zero_point, out_dtype,
-                              pol, op)
+        return scaled(a, b, out_scale, out_zero_point, out_dtype, pol, op)
     _no_scaled_args(out_scale, out_zero_point, out_dtype, op)
-    return _log_addsub(a, b, negate, out_offset, pol, op)
+    return log(a, b, out_offset, pol, op)
 
 
 def _no_scaled_args(out_scale: object, out_zero_point: object, out_dtype: object,
@@ -517,15 +530,9 @@ def mul(a: Encoded, b: Encoded, *, policy: OverflowPolicy | str = OverflowPolicy
         out_offset: int | None = None) -> Encoded:
     """a * b elementwise, checked: exact codes at the product scale (ScaledInt8) or exact code
     addition (LogInt8), unless `out_scale` / `out_offset` asks for another result scale."""
-    op = "quant.mul"
-    kind = _kind(a, b, op)
-    pol = as_policy(policy)
-    if kind is ScaledInt8:
-        if out_offset is not None:
-            raise TypeError(f"{op}: out_offset applies to LogInt8; use out_scale= for ScaledInt8")
-        return _scaled_mul(a, b, out_scale, out_zero_point, out_dtype, pol, op)
-    _no_scaled_args(out_scale, out_zero_point, out_dtype, op)
-    return _log_muldiv(a, b, False, out_offset, pol, op)
+    return _dispatch(a, b, "quant.mul", policy, out_scale, out_zero_point, out_dtype, out_offset,
+                     _scaled_mul,
+                     lambda a, b, off, pol, op: _log_muldiv(a, b, False, off, pol, op))
 
 
 def div(a: Encoded, b: Encoded, *, policy: OverflowPolicy | str = OverflowPolicy.RAISE,
@@ -551,15 +558,8 @@ def matmul(a: Encoded, b: Encoded, *, policy: OverflowPolicy | str = OverflowPol
     a may be per-row, b per-column, not both. LogInt8: exact products, pairwise Gaussian-log
     sum (see the module docstring for its error bound).
     """
-    op = "quant.matmul"
-    kind = _kind(a, b, op)
-    pol = as_policy(policy)
-    if kind is ScaledInt8:
-        if out_offset is not None:
-            raise TypeError(f"{op}: out_offset applies to LogInt8; use out_scale= for ScaledInt8")
-        return _scaled_matmul(a, b, out_scale, out_zero_point, out_dtype, pol, op)
-    _no_scaled_args(out_scale, out_zero_point, out_dtype, op)
-    return _log_matmul(a, b, out_offset, pol, op)
+    return _dispatch(a, b, "quant.matmul", policy, out_scale, out_zero_point, out_dtype,
+                     out_offset, _scaled_matmul, _log_matmul)
 
 
 def dot(a: Encoded, b: Encoded, *, policy: OverflowPolicy | str = OverflowPolicy.RAISE,
