@@ -53,14 +53,6 @@ class BackendAudit:
             b.max_arg, b.min_arg, b.min_normal_arg)
 
 
-def _codes_to_values(fmt: Format, codes: np.ndarray) -> np.ndarray:
-    if fmt.name == "fp32":
-        return codes.astype(np.uint32).view(np.float32).astype(np.float64)
-    if fmt.name == "fp64":
-        return codes.astype(np.uint64).view(np.float64)
-    return fmt.decode(codes)
-
-
 def _code_of(fmt: Format, x: float) -> int:
     """Sign-magnitude code of a format value, as an ordered integer (negative for x < 0)."""
     if fmt.name == "fp32":
@@ -88,13 +80,9 @@ def audit_inputs(fmt: Format) -> tuple[np.ndarray, bool]:
     else:
         ordered.append(np.linspace(lo, hi, samples).astype(np.int64))
     signed = np.unique(np.concatenate(ordered))
-    sign_bit = np.int64(1) << (fmt.bits - 1)
-    mags = np.abs(signed)
-    codes = np.where(signed < 0, mags | sign_bit, mags)
-    if fmt.name == "fp64":
-        vals = np.abs(signed).astype(np.uint64).view(np.float64) * np.where(signed < 0, -1.0, 1.0)
-    else:
-        vals = _codes_to_values(fmt, codes)
+    utype, ftype = (np.uint32, np.float32) if fmt.name == "fp32" else (np.uint64, np.float64)
+    mags = np.abs(signed).astype(utype).view(ftype).astype(np.float64)
+    vals = np.where(signed < 0, -mags, mags)
     vals = vals[np.isfinite(vals)]
     return np.unique(vals), False
 
