@@ -9,7 +9,9 @@ default, as a 4096-column matrix for the per-channel runs):
   LogInt8.encode / .decode               vs torch.quantize_per_tensor / .dequantize
 and prints each ratio against its target (ScaledInt8 within 1.5x, LogInt8 within 3x). All
 encodes get their scale / offset up front, as torch's do, so no calibration is timed; ours
-still checks for NaN and infinity, which torch's does not. Progress goes to stderr.
+still checks for NaN and infinity, which torch's does not. The table says whether quant ran its
+compiled loops (quant._native) or its torch fallback (QUANT_NATIVE=0 forces the latter).
+Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Callable
 
 import torch
 
-from quant import LogInt8, ScaledInt8
+from quant import LogInt8, ScaledInt8, native
 
 TARGETS = {"ScaledInt8": 1.5, "LogInt8": 3.0}
 
@@ -61,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     ch_scale = (x.abs().amax(dim=1).double() / 127).to(torch.float32).to(torch.float64)
     ch_zp = torch.zeros(x.shape[0], dtype=torch.int64)
 
+    kernels = native.describe()
     print(f"quant encode/decode speed: {flat.numel():,} float32 values, "
-          f"{torch.get_num_threads()} torch threads, best of {args.repeats}", file=sys.stderr)
+          f"{torch.get_num_threads()} torch threads, best of {args.repeats}; quant runs its "
+          f"{kernels}", file=sys.stderr)
     ours_t = ScaledInt8.encode(flat, scale=scale, narrow_range=False)
     theirs_t = torch.quantize_per_tensor(flat, scale, 0, torch.qint8)
     ours_c = ScaledInt8.encode(x, scale=ch_scale, axis=0, narrow_range=False)
@@ -90,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         t = best_of({"ours": ours, "torch": theirs}, args.repeats)
         rows.append((enc, what, t["ours"], t["torch"]))
 
-    print(f"\n{'encoding':11s} {'operation':20s} {'quant ms':>9s} {'torch ms':>9s} "
+    print(f"\nquant kernels: {kernels}")
+    print(f"{'encoding':11s} {'operation':20s} {'quant ms':>9s} {'torch ms':>9s} "
           f"{'ratio':>6s} {'target':>7s}")
     for enc, what, ours_ms, torch_ms in rows:
         ratio = ours_ms / torch_ms

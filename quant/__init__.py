@@ -8,6 +8,8 @@ fixed-point requantization (`quantize_multiplier`, `requantize`), the static acc
 (`accumulator_bound`, `matmul_accumulator_proof`) and error metrics. `python -m quant` prints
 the comparison table. The integer-only pipeline (uint8 pixels x int8 weights -> int32 ->
 fixed-point requantized int8 logits -> integer softmax) is `quantize_softmax_regression`.
+Encode and decode loops run in a small C extension where pip could build it
+(`quant.native.available()`), and as torch passes, computing the same bits, where not.
 """
 
 from .accumulator import AccumulatorProof, accumulator_bound
@@ -18,6 +20,7 @@ from .integer_linear import IntegerSoftmaxRegression, quantize_softmax_regressio
 from .integer_matmul import prepare_int8_weight
 from .integer_softmax import IntegerSoftmax, integer_softmax, make_integer_softmax
 from .intmm import int_matmul
+from . import native
 from .logdomain import GaussianLogTable, LogInt8, exact_log_code, gaussian_log_table
 from .metrics import dynamic_range_db, max_rel_error, rms_rel_error, sqnr_db
 from .policy import OverflowPolicy, QuantOverflowError, narrow
@@ -31,5 +34,5 @@ __all__ = [
     "quantize_multiplier", "quantize_multipliers", "requantize", "rounding_right_shift",
     "dynamic_range_db", "max_rel_error", "rms_rel_error", "sqnr_db", "CALIBRATIONS",
     "IntegerSoftmax", "integer_softmax", "make_integer_softmax", "prepare_int8_weight",
-    "IntegerSoftmaxRegression", "quantize_softmax_regression",
+    "IntegerSoftmaxRegression", "quantize_softmax_regression", "native",
 ]

@@ -25,6 +25,8 @@ scales x by a power of two into a window, raises it to that power by F+1 exact-e
 squarings, and reads the exponent bits; every step is monotone, and the result is checked
 exhaustively against exact rational arithmetic for every float32 mantissa in the test suite,
 so no code is ever off by one. Decoding reads a 256-entry table of correctly rounded values.
+Both loops run fused in C (`quant.native`) where the extension is built, and as torch passes
+otherwise; the two compute the same bits (tested on every float32 mantissa).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import mpmath
 import numpy as np
 import torch
 
-from . import metrics
+from . import metrics, native
 from ._tensors import as_float_input, as_tensor, check_finite
 from .calibrate import _quantile_rows
 
@@ -242,6 +244,9 @@ class LogInt8(metrics.DecodeErrorMetrics):
         table = _decode_table(self.offset, self.frac_bits, dtype)
         flat = self.codes.contiguous().reshape(-1).view(torch.uint8)
         out = torch.empty(flat.shape, dtype=dtype)
+        if native.available():
+            native.byte_lookup(flat, table, out)
+            return out.reshape(self.codes.shape)
         idx = torch.empty(max(1, min(flat.numel(), 1 << 20)), dtype=torch.int32)
         for i in range(0, flat.numel(), idx.numel()):
             n = min(idx.numel(), flat.numel() - i)
@@ -324,8 +329,32 @@ def calibrate_offset(x: torch.Tensor, frac_bits: int, calibration: str = "max",
     return max(lo, min(hi, exact_log_code(float(top), frac_bits) - CODE_MAX))
 
 
+def _encode_window(offset: int, frac_bits: int) -> tuple[float, float, float, int]:
+    """(scale, w_lo, w_hi, k) of the encoder: see `_encode_torch`."""
+    n = 1 << (frac_bits + 1)
+    c = 0 if -1022 < 2 * offset + 1 - 64 and 2 * offset + 253 + 64 < 1023 else \
+        round((2 * offset + 128) / n)
+    k = n * c - 2 * offset - 1022
+    w_lo = 2.0 ** (-k - 1023)
+    w_hi = math.ldexp(2.0 - 2.0 ** -52, 255 - k - 1023)
+    return 2.0 ** -c, w_lo, w_hi, k
+
+
 def _encode_kernel(x: torch.Tensor, offset: int, frac_bits: int, source: torch.Tensor
                    ) -> torch.Tensor:
+    """int8 codes of a flat float32/float64 tensor: the fused native loop where it is built
+    (`quant.native.available()`), else the torch passes; both compute the same bits."""
+    if native.available():
+        codes = torch.empty(x.numel(), dtype=torch.int8)
+        scale, w_lo, w_hi, k = _encode_window(offset, frac_bits)
+        if native.log_encode(x, codes, scale, frac_bits + 1, w_lo, w_hi, k // 2):
+            check_finite(source, "LogInt8.encode")
+        return codes
+    return _encode_torch(x, offset, frac_bits, source)
+
+
+def _encode_torch(x: torch.Tensor, offset: int, frac_bits: int, source: torch.Tensor
+                  ) -> torch.Tensor:
     """Codes of a flat float tensor: see "Exactness of the encoder" in the module docstring.
 
     With n = 2**(F+1), v = |x| * 2**-c and w = v**n (n exact-enough float64 squarings), the
@@ -335,13 +364,7 @@ def _encode_kernel(x: torch.Tensor, offset: int, frac_bits: int, source: torch.T
     (values beyond saturate / flush). The sign comes from the input's sign bit:
     code = (m ^ s) - s with s in {0, -1}. A per-block sum of x catches NaN and infinity.
     """
-    n = 1 << (frac_bits + 1)
-    c = 0 if -1022 < 2 * offset + 1 - 64 and 2 * offset + 253 + 64 < 1023 else \
-        round((2 * offset + 128) / n)
-    k = n * c - 2 * offset - 1022
-    w_lo = 2.0 ** (-k - 1023)
-    w_hi = math.ldexp(2.0 - 2.0 ** -52, 255 - k - 1023)
-    scale = 2.0 ** -c
+    scale, w_lo, w_hi, k = _encode_window(offset, frac_bits)
     ibits = torch.int32 if x.dtype == torch.float32 else torch.int64
     sign_shift = 31 if x.dtype == torch.float32 else 63
     xb = x.view(ibits)
@@ -359,7 +382,7 @@ def _encode_kernel(x: torch.Tensor, offset: int, frac_bits: int, source: torch.T
         wb, sb, cb = w[:j - i], s8[:j - i], codes[i:j]
         wb.copy_(x[i:j])                                # the one read of x from memory
         torch.bitwise_right_shift(xb[i:j], sign_shift, out=sbits[:j - i])
-        if c:
+        if scale != 1.0:
             wb.mul_(scale)                              # exact: a power of two
         for _ in range(frac_bits + 1):
             wb.square_()

@@ -28,7 +28,7 @@ import torch
 
 import numfmt
 
-from . import metrics
+from . import metrics, native
 from ._tensors import (as_float_input, as_tensor, block_shape, blocks, channel_view,
                        check_finite, normalize_axis)
 from .calibrate import CALIBRATIONS, calibrate
@@ -251,11 +251,18 @@ class ScaledInt8(metrics.DecodeErrorMetrics):
                              f"(a product scale can underflow float32); use "
                              f"decode(torch.float64)")
         z = self.zero_point.to(dtype)
-        shape3 = tuple(c3.shape)
         per_channel = self.axis is not None
+        has_zp = bool((self.zero_point != 0).any())
+        if not per_channel and native.available():
+            # the same two roundings as the loop below, done once for each of the 256 codes
+            table = torch.arange(256, dtype=torch.int16).to(torch.uint8).view(self.codes.dtype)
+            table = (table.to(dtype) - z) * s if has_zp else table.to(dtype) * s
+            flat = self.codes.contiguous().reshape(-1)
+            native.byte_lookup(flat, table.contiguous(), out.view(-1))
+            return out.reshape(self.codes.shape)
+        shape3 = tuple(c3.shape)
         if per_channel:
             s, z = s.reshape(1, -1, 1), z.reshape(1, -1, 1)
-        has_zp = bool((self.zero_point != 0).any())
         for blk in blocks(shape3, 1 << 20):
             sb = s[:, blk[1]] if per_channel else s
             o = out[blk]
@@ -327,6 +334,9 @@ def _encode_kernel(x3: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, qmin
                    qmax: int, out_dtype: torch.dtype, source: torch.Tensor) -> torch.Tensor:
     """Codes for a (outer, C, inner) float tensor in one cache-blocked sweep.
 
+    float32 per tensor goes to the fused C loop where it is built (`quant.native`: the same
+    division and round-half-even as `_encode_fused_float32`, bit for bit), else to torch.
+
     Per block: y = x / scale (correctly rounded), then y + (M + zp) rounds half to even to an
     integer inside the float add (M is the magic constant above); the integer is clamped in the
     bit domain (float order equals integer order for the positive floats involved; everything
@@ -334,6 +344,12 @@ def _encode_kernel(x3: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, qmin
     is the code. A per-block sum catches NaN/inf without another pass over memory.
     """
     fdt = x3.dtype
+    if fdt == torch.float32 and scale.dim() == 0 and x3.numel() and native.available():
+        codes = torch.empty(x3.numel(), dtype=out_dtype)
+        if native.scaled_encode_f32(x3.contiguous().reshape(-1), codes, float(scale),
+                                    qmin, qmax, int(zp)):
+            check_finite(source, "ScaledInt8.encode")
+        return codes.reshape(x3.shape)
     if fdt == torch.float32 and scale.dim() == 0 and x3.numel() and _fused_rounding_ok():
         return _encode_fused_float32(x3, float(scale), int(zp), qmin, qmax, out_dtype, source)
     magic, idt = _MAGIC[fdt]

@@ -39,6 +39,13 @@ def reference_codes(mant: torch.Tensor, exponent: int, offset: int, frac_bits: i
     return (big_l - offset).clamp(0, 127)
 
 
+@pytest.fixture(params=["native", "torch"])
+def backend(request, monkeypatch):
+    """Runs a test on the compiled encoder and again on the pure-torch one (QUANT_NATIVE=0)."""
+    monkeypatch.setenv("QUANT_NATIVE", "1" if request.param == "native" else "0")
+    return request.param
+
+
 def ref_code(x: float, offset: int, frac_bits: int) -> int:
     """Exact signed code of one float by rational arithmetic (independent of the library)."""
     if x == 0:
@@ -54,7 +61,7 @@ def ref_code(x: float, offset: int, frac_bits: int) -> int:
 
 
 @pytest.mark.slow
-def test_every_float32_mantissa_of_an_octave_encodes_exactly():
+def test_every_float32_mantissa_of_an_octave_encodes_exactly(backend):
     """All 2**23 mantissas of one octave. The encoder's float64 squarings see only the
     mantissa (scaling by the window's power of two is exact), so with the threshold
     neighbours of every octave below this covers every float32 input."""
@@ -73,7 +80,7 @@ def test_every_float32_mantissa_of_an_octave_encodes_exactly():
 
 
 @pytest.mark.parametrize("frac_bits", range(0, 7))
-def test_threshold_neighbours_in_every_octave_of_the_window(frac_bits):
+def test_threshold_neighbours_in_every_octave_of_the_window(frac_bits, backend):
     """Mantissas next to every rounding threshold, in every octave the codes span (+-1)."""
     thr = mantissa_thresholds(frac_bits)
     near = sorted({min(max(t + d, 0), (1 << 23) - 1) for t in thr for d in range(-3, 4)}
@@ -89,7 +96,7 @@ def test_threshold_neighbours_in_every_octave_of_the_window(frac_bits):
                 (offset, exponent)
 
 
-def test_subnormal_window_and_float64_input():
+def test_subnormal_window_and_float64_input(backend):
     lo, _ = offset_limits(3)
     g = torch.Generator().manual_seed(1)
     bits = torch.randint(1, 1 << 24, (4000,), generator=g, dtype=torch.int32)

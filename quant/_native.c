@@ -1,0 +1,276 @@
+/* quant._native: the encode and decode loops of LogInt8 and ScaledInt8 as fused passes.
+ *
+ * Each loop does, element by element and in the same IEEE operations, what the torch path
+ * beside it does pass by pass, so the two agree bit for bit (the tests compare them, on every
+ * float32 mantissa for LogInt8); all parameters are derived in Python.
+ *
+ * log_encode: LogInt8 codes from the exponent bits of w = (x * scale) ** (2 ** rounds)
+ *   (quant/logdomain.py, _encode_torch). No libm call, and -ffp-contract=off rules out FMA
+ *   contraction. w >= 0 after the squarings, so its bits are read unsigned (a logical shift
+ *   vectorises where a 64-bit arithmetic one does not).
+ * scaled_encode_f32: ScaledInt8's float32 per-tensor encode, one division and a
+ *   round-half-even (quant/scaled.py, _encode_fused_float32).
+ * byte_lookup: decoding, a 256-entry table lookup per code byte.
+ *
+ * The loops release the GIL and run on `nthreads` OpenMP threads. quant/native.py asks for more
+ * than one only when this module's OpenMP runtime is torch's own (the same libgomp, found by
+ * soname when torch is imported first), so the work lands on torch's thread team rather than
+ * competing with it; otherwise it splits the work over Python threads itself.
+ */
+#define _GNU_SOURCE                     /* dladdr */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <dlfcn.h>
+#include <omp.h>
+#endif
+
+/* Work is cut into chunks of this many elements, handed to OpenMP threads dynamically. */
+#define CHUNK ((Py_ssize_t)1 << 16)
+#define NCHUNKS(n) (((n) + CHUNK - 1) / CHUNK)
+#define CHUNK_LEN(c, n) ((n) - (c) * CHUNK < CHUNK ? (n) - (c) * CHUNK : CHUNK)
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define QUANT_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define QUANT_CLONES
+#endif
+
+static inline int64_t bits64(double w) { int64_t b; memcpy(&b, &w, 8); return b; }
+static inline uint64_t ubits64(double w) { uint64_t b; memcpy(&b, &w, 8); return b; }
+static inline int32_t bits32(float w) { int32_t b; memcpy(&b, &w, 4); return b; }
+
+/* Returns 1 if any input is NaN or infinite (the caller then reports which), else 0. */
+#define LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, ROUNDS)                              \
+    do {                                                                                  \
+        int bad = 0;                                                                      \
+        for (Py_ssize_t i = 0; i < n; i++) {                                              \
+            T xv = x[i];                                                                  \
+            __typeof__(BITS(xv)) xb = BITS(xv);                                           \
+            bad |= (xb & EXP_MASK) == EXP_MASK;                                           \
+            double w = (double)xv * scale;                                                \
+            for (int r = 0; r < ROUNDS; r++) w = w * w;                                   \
+            w = w < lo ? lo : w;                                                          \
+            w = w > hi ? hi : w;                                                          \
+            int32_t m = (int32_t)(ubits64(w) >> 53) + k2;                                 \
+            int32_t s = (int32_t)(xb >> SIGN_SHIFT);                                      \
+            out[i] = (int8_t)((m ^ s) - s);                                               \
+        }                                                                                 \
+        return bad;                                                                       \
+    } while (0)
+
+#define DEFINE_LOG_ENCODE(NAME, T, BITS, EXP_MASK, SIGN_SHIFT)                              \
+    static inline int NAME##_r(const T *restrict x, int8_t *restrict out, Py_ssize_t n,    \
+                               double scale, const int rounds, double lo, double hi,       \
+                               int32_t k2)                                                 \
+    {                                                                                     \
+        switch (rounds) {                                                                 \
+        case 1: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 1);                        \
+        case 2: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 2);                        \
+        case 3: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 3);                        \
+        case 4: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 4);                        \
+        case 5: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 5);                        \
+        case 6: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 6);                        \
+        default: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 7);                       \
+        }                                                                                 \
+    }                                                                                     \
+    QUANT_CLONES static int NAME(const T *x, int8_t *out, Py_ssize_t n, double scale,     \
+                                 int rounds, double lo, double hi, int32_t k2)             \
+    {                                                                                     \
+        return NAME##_r(x, out, n, scale, rounds, lo, hi, k2);                            \
+    }
+
+DEFINE_LOG_ENCODE(log_encode_f32, float, bits32, (int32_t)0x7f800000, 31)
+DEFINE_LOG_ENCODE(log_encode_f64, double, bits64, (int64_t)0x7ff0000000000000LL, 63)
+
+static PyObject *
+py_log_encode_impl(PyObject *self, PyObject *args)
+{
+    Py_buffer xin, xout;
+    int itemsize, rounds, k2, nthreads, bad = 0;
+    double scale, lo, hi;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*w*ididdii", &xin, &xout, &itemsize, &scale, &rounds, &lo,
+                          &hi, &k2, &nthreads))
+        return NULL;
+    if ((itemsize != 4 && itemsize != 8) || rounds < 1 || rounds > 7
+        || xin.len % itemsize != 0 || xout.len != xin.len / itemsize) {
+        PyBuffer_Release(&xin);
+        PyBuffer_Release(&xout);
+        PyErr_Format(PyExc_ValueError,
+                     "log_encode: bad arguments (itemsize %d, rounds %d, %zd input bytes, "
+                     "%zd output bytes)", itemsize, rounds, xin.len, xout.len);
+        return NULL;
+    }
+    Py_ssize_t n = xout.len, nchunks = NCHUNKS(n);
+    const char *xb = (const char *)xin.buf;
+    int8_t *ob = (int8_t *)xout.buf;
+    (void)nthreads;
+    Py_BEGIN_ALLOW_THREADS
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic) reduction(|:bad) \
+    if (nthreads > 1 && nchunks > 1)
+    for (Py_ssize_t c = 0; c < nchunks; c++) {
+        Py_ssize_t i = c * CHUNK, m = CHUNK_LEN(c, n);
+        if (itemsize == 4)
+            bad |= log_encode_f32((const float *)xb + i, ob + i, m, scale, rounds, lo, hi,
+                                  (int32_t)k2);
+        else
+            bad |= log_encode_f64((const double *)xb + i, ob + i, m, scale, rounds, lo, hi,
+                                  (int32_t)k2);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&xin);
+    PyBuffer_Release(&xout);
+    return PyBool_FromLong(bad);
+}
+
+/* ScaledInt8, float32 per tensor: y = x / scale (one IEEE float32 division), clamped to
+ * [lo, hi] = [qmin - zp, qmax - zp] (integers, so clamping before rounding equals clamping
+ * after), rounded half to even by the 1.5 * 2**23 trick (exact for |y| < 2**22), plus zp;
+ * the low byte of that integer is the int8 or uint8 code. Returns 1 if x holds NaN/inf. */
+QUANT_CLONES static int
+scaled_encode_f32(const float *restrict x, uint8_t *restrict out, Py_ssize_t n, float scale,
+                  float lo, float hi, int32_t zp)
+{
+    const float magic = 12582912.0f;
+    int bad = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int32_t xb = bits32(x[i]);
+        bad |= (xb & 0x7f800000) == 0x7f800000;
+        float y = x[i] / scale;
+        y = y < lo ? lo : y;
+        y = y > hi ? hi : y;
+        y = (y + magic) - magic;
+        out[i] = (uint8_t)((int32_t)y + zp);
+    }
+    return bad;
+}
+
+static PyObject *
+py_scaled_encode_f32(PyObject *self, PyObject *args)
+{
+    Py_buffer xin, xout;
+    float scale, lo, hi;
+    int zp, nthreads, bad = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*w*fffii", &xin, &xout, &scale, &lo, &hi, &zp, &nthreads))
+        return NULL;
+    if (xin.len % 4 != 0 || xout.len != xin.len / 4 || !(lo <= hi) || lo < -512.0f
+        || hi > 512.0f) {
+        PyBuffer_Release(&xin);
+        PyBuffer_Release(&xout);
+        PyErr_Format(PyExc_ValueError,
+                     "scaled_encode_f32: bad arguments (%zd input bytes, %zd output bytes, "
+                     "bounds [%g, %g])", xin.len, xout.len, (double)lo, (double)hi);
+        return NULL;
+    }
+    Py_ssize_t n = xout.len, nchunks = NCHUNKS(n);
+    const float *xb = (const float *)xin.buf;
+    uint8_t *ob = (uint8_t *)xout.buf;
+    (void)nthreads;
+    Py_BEGIN_ALLOW_THREADS
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic) reduction(|:bad) \
+    if (nthreads > 1 && nchunks > 1)
+    for (Py_ssize_t c = 0; c < nchunks; c++) {
+        Py_ssize_t i = c * CHUNK;
+        bad |= scaled_encode_f32(xb + i, ob + i, CHUNK_LEN(c, n), scale, lo, hi, (int32_t)zp);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&xin);
+    PyBuffer_Release(&xout);
+    return PyBool_FromLong(bad);
+}
+
+#define DEFINE_BYTE_LOOKUP(NAME, T)                                                         \
+    QUANT_CLONES static void NAME(const uint8_t *restrict c, const T *restrict table,      \
+                                  T *restrict out, Py_ssize_t n)                           \
+    {                                                                                     \
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = table[c[i]];                          \
+    }
+
+DEFINE_BYTE_LOOKUP(byte_lookup_4, uint32_t)
+DEFINE_BYTE_LOOKUP(byte_lookup_8, uint64_t)
+
+static PyObject *
+py_byte_lookup(PyObject *self, PyObject *args)
+{
+    Py_buffer codes, table, out;
+    int nthreads;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*w*i", &codes, &table, &out, &nthreads))
+        return NULL;
+    Py_ssize_t n = codes.len, item = table.len / 256;
+    if ((item != 4 && item != 8) || table.len != 256 * item || out.len != n * item) {
+        PyBuffer_Release(&codes);
+        PyBuffer_Release(&table);
+        PyBuffer_Release(&out);
+        PyErr_Format(PyExc_ValueError,
+                     "byte_lookup: need a 256-entry table of 4- or 8-byte items and an output "
+                     "of one item per code (%zd codes, %zd table bytes, %zd output bytes)",
+                     n, table.len, out.len);
+        return NULL;
+    }
+    Py_ssize_t nchunks = NCHUNKS(n);
+    const uint8_t *cb = (const uint8_t *)codes.buf;
+    (void)nthreads;
+    Py_BEGIN_ALLOW_THREADS
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic) if (nthreads > 1 && nchunks > 1)
+    for (Py_ssize_t c = 0; c < nchunks; c++) {
+        Py_ssize_t i = c * CHUNK, m = CHUNK_LEN(c, n);
+        if (item == 4)
+            byte_lookup_4(cb + i, (const uint32_t *)table.buf, (uint32_t *)out.buf + i, m);
+        else
+            byte_lookup_8(cb + i, (const uint64_t *)table.buf, (uint64_t *)out.buf + i, m);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&codes);
+    PyBuffer_Release(&table);
+    PyBuffer_Release(&out);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+py_openmp_library(PyObject *self, PyObject *args)
+{
+    (void)self;
+    (void)args;
+#ifdef _OPENMP
+    Dl_info info;
+    if (dladdr((void *)&omp_get_max_threads, &info) && info.dli_fname)
+        return PyUnicode_DecodeFSDefault(info.dli_fname);
+#endif
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"log_encode", py_log_encode_impl, METH_VARARGS,
+     "log_encode(x, out, itemsize, scale, rounds, lo, hi, k2, nthreads) -> bool\n\n"
+     "Writes LogInt8 codes of the float32 (itemsize 4) or float64 (itemsize 8) buffer x into\n"
+     "the int8 buffer out; returns True if x holds NaN or infinity. Releases the GIL."},
+    {"scaled_encode_f32", py_scaled_encode_f32, METH_VARARGS,
+     "scaled_encode_f32(x, out, scale, lo, hi, zp, nthreads) -> bool\n\n"
+     "ScaledInt8 codes (low bytes of clamp(round_half_even(x / scale), lo, hi) + zp) of a\n"
+     "float32 buffer into a byte buffer; True if x holds NaN or infinity. Releases the GIL."},
+    {"byte_lookup", py_byte_lookup, METH_VARARGS,
+     "byte_lookup(codes, table, out, nthreads) -> None\n\n"
+     "out[i] = table[codes[i]] for a byte buffer of codes and a 256-entry table of 4- or\n"
+     "8-byte items (copied bit for bit). Releases the GIL."},
+    {"openmp_library", py_openmp_library, METH_NOARGS,
+     "openmp_library() -> str | None\n\n"
+     "Path of the OpenMP runtime these loops use (None: built without OpenMP)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "quant._native",
+    "Fused native loops behind quant (see quant/native.py).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__native(void)
+{
+    return PyModule_Create(&module);
+}

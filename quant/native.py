@@ -1,0 +1,150 @@
+"""Optional fused C loops (`quant._native`) and the thread split that drives them.
+
+The extension is built by ``pip install`` where a C compiler exists; without it every caller
+uses its pure-torch path, which computes the same results (the tests hold both to the same
+exact references and to each other). Set ``QUANT_NATIVE=0`` in the environment to force the
+torch paths. `available()` says which one runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+try:
+    from . import _native
+except ImportError:                     # no compiler at install time: torch paths only
+    _native = None
+
+__all__ = ["available", "byte_lookup", "describe", "log_encode", "scaled_encode_f32"]
+
+_MIN_CHUNK = 1 << 16                    # below this a thread hand-off costs more than it saves
+
+
+def _torch_shares_openmp() -> bool:
+    """Whether the extension's OpenMP runtime is the one torch loaded (torch's lib folder)."""
+    lib = _native.openmp_library() if _native is not None else None
+    if not lib:
+        return False
+    torch_root = os.path.dirname(os.path.dirname(os.path.realpath(torch.__file__)))
+    real = os.path.realpath(lib)
+    return any(real.startswith(os.path.join(torch_root, d) + os.sep) for d in ("torch", "torch.libs"))
+
+
+_SHARED_OPENMP = _torch_shares_openmp()
+
+
+def available() -> bool:
+    """True if the compiled loops are built and not disabled by ``QUANT_NATIVE=0``."""
+    return _native is not None and os.environ.get("QUANT_NATIVE", "1") != "0"
+
+
+def describe() -> str:
+    """One line saying which loops quant runs, and on which threads."""
+    if not available():
+        why = "QUANT_NATIVE=0" if _native is not None else "quant._native is not built"
+        return f"torch passes ({why})"
+    return "compiled loops (quant._native) on " + \
+        ("torch's OpenMP threads" if _SHARED_OPENMP else "Python threads")
+
+
+def _require() -> None:
+    if _native is None:
+        raise RuntimeError("quant._native is not built (no C compiler at install time?)")
+
+
+@functools.lru_cache(maxsize=8)
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(workers, thread_name_prefix="quant-native")
+
+
+def _parallel(n: int, run: Callable[[int, int, int], bool]) -> bool:
+    """run(i, j, nthreads) over [0, n), on torch.get_num_threads() threads. Where the
+    extension shares torch's OpenMP runtime, one call runs on torch's own thread team (whose
+    workers may still be spinning from the last torch op: a second team would fight them).
+    Otherwise chunks are shared by the caller and pool threads, handed out one at a time, so
+    a thread slowed by another process simply takes fewer. Returns the OR of the results."""
+    workers = max(1, min(torch.get_num_threads(), n // _MIN_CHUNK))
+    if workers == 1 or _SHARED_OPENMP:
+        return bool(run(0, n, workers))
+    chunk = max(_MIN_CHUNK, (n // (8 * workers) + 63) // 64 * 64)
+    starts = iter(range(0, n, chunk))
+    lock = threading.Lock()
+
+    def work() -> bool:
+        bad = False
+        while True:
+            with lock:
+                i = next(starts, None)
+            if i is None:
+                return bad
+            bad |= bool(run(i, min(n, i + chunk), 1))
+
+    futures = [_pool(workers - 1).submit(work) for _ in range(workers - 1)]
+    bad = work()
+    results = [f.result() for f in futures]     # wait for every chunk before returning
+    return any(results) or bad
+
+
+def _flat(t: torch.Tensor, what: str) -> None:
+    if t.dim() != 1 or not t.is_contiguous() or t.device.type != "cpu":
+        raise ValueError(f"{what} must be a flat contiguous CPU tensor")
+
+
+def log_encode(x: torch.Tensor, out: torch.Tensor, scale: float, rounds: int, lo: float,
+               hi: float, k2: int) -> bool:
+    """Fill int8 `out` with LogInt8 codes of the flat contiguous float32/float64 tensor `x`.
+
+    Parameters are those of the torch path (quant.logdomain._encode_window). Returns True if
+    `x` holds NaN or infinity (the codes are then meaningless). Requires `available()`.
+    """
+    _require()
+    if x.dtype not in (torch.float32, torch.float64) or out.dtype != torch.int8:
+        raise TypeError(f"log_encode maps float32/float64 to int8, got {x.dtype} -> {out.dtype}")
+    _flat(x, "log_encode input")
+    _flat(out, "log_encode output")
+    if out.numel() != x.numel():
+        raise ValueError(f"log_encode: {x.numel()} inputs but {out.numel()} outputs")
+    xs, cs = x.detach().numpy(), out.numpy()           # zero-copy views (buffer protocol)
+    args = (x.element_size(), float(scale), int(rounds), float(lo), float(hi), int(k2))
+    return _parallel(x.numel(), lambda i, j, t: _native.log_encode(xs[i:j], cs[i:j], *args, t))
+
+
+def scaled_encode_f32(x: torch.Tensor, out: torch.Tensor, scale: float, qmin: int, qmax: int,
+                      zero_point: int) -> bool:
+    """Fill int8/uint8 `out` with clamp(round_half_even(x / scale) + zero_point, qmin, qmax)
+    for the flat contiguous float32 tensor `x`, x / scale being one float32 division (`scale`
+    must be a float32 value). Returns True if `x` holds NaN or infinity (the codes are then
+    meaningless). Requires `available()`."""
+    _require()
+    if x.dtype != torch.float32 or out.dtype not in (torch.int8, torch.uint8):
+        raise TypeError(f"scaled_encode_f32 maps float32 to int8/uint8, got {x.dtype} -> "
+                        f"{out.dtype}")
+    _flat(x, "scaled_encode_f32 input")
+    _flat(out, "scaled_encode_f32 output")
+    if out.numel() != x.numel():
+        raise ValueError(f"scaled_encode_f32: {x.numel()} inputs but {out.numel()} outputs")
+    xs, cs = x.detach().numpy(), out.view(torch.uint8).numpy()
+    args = (float(scale), float(qmin - zero_point), float(qmax - zero_point), int(zero_point))
+    return _parallel(x.numel(), lambda i, j, t: _native.scaled_encode_f32(xs[i:j], cs[i:j], *args, t))
+
+
+def byte_lookup(codes: torch.Tensor, table: torch.Tensor, out: torch.Tensor) -> None:
+    """out[i] = table[codes[i] as a byte] for flat int8/uint8 `codes` and a 256-entry float32
+    or float64 `table` (indexed by the code's unsigned byte); `out` has the table's dtype."""
+    _require()
+    if codes.dtype not in (torch.int8, torch.uint8) or table.dtype != out.dtype or \
+            table.dtype not in (torch.float32, torch.float64) or table.shape != (256,):
+        raise TypeError("byte_lookup takes int8/uint8 codes, a 256-entry float32/float64 "
+                        "table and an output of the table's dtype")
+    for t, what in ((codes, "codes"), (table, "table"), (out, "output")):
+        _flat(t, f"byte_lookup {what}")
+    if out.numel() != codes.numel():
+        raise ValueError(f"byte_lookup: {codes.numel()} codes but {out.numel()} outputs")
+    cs, ts, os_ = codes.view(torch.uint8).numpy(), table.numpy(), out.numpy()
+    _parallel(codes.numel(), lambda i, j, t: _native.byte_lookup(cs[i:j], ts, os_[i:j], t))

@@ -1,0 +1,40 @@
+"""Build step for the one optional C extension (quant._native); metadata lives in pyproject.toml.
+
+The extension is optional: where no C compiler is available the install still succeeds and
+quant falls back to its pure-torch loops (`quant.native.available()` says which is in use).
+It is built with OpenMP where the compiler has it (so that, with torch imported first, its
+loops run on torch's own OpenMP threads) and retried without OpenMP where that fails.
+"""
+
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+from setuptools.errors import CCompilerError, CompileError, LinkError
+
+UNIX = sys.platform != "win32"
+# -ffp-contract=off: the loops' float operations must round exactly as torch's passes do.
+BASE_FLAGS = ["-O3", "-ffp-contract=off", "-fno-fast-math"] if UNIX else ["/O2", "/fp:strict"]
+OPENMP = ["-fopenmp"] if sys.platform.startswith("linux") else []
+
+
+class BuildExtOpenMPOrNot(build_ext):
+    """Builds with OpenMP, and again without it if the compiler or linker refuses."""
+
+    def build_extension(self, ext: Extension) -> None:
+        if OPENMP:
+            try:
+                super().build_extension(ext)
+                return
+            except (CCompilerError, CompileError, LinkError) as err:     # no OpenMP here
+                print(f"quant._native: building without OpenMP ({err})", file=sys.stderr)
+                ext.extra_compile_args = [a for a in ext.extra_compile_args if a not in OPENMP]
+                ext.extra_link_args = [a for a in ext.extra_link_args if a not in OPENMP]
+        super().build_extension(ext)
+
+
+setup(
+    ext_modules=[Extension("quant._native", ["quant/_native.c"], optional=True,
+                           extra_compile_args=BASE_FLAGS + OPENMP, extra_link_args=OPENMP)],
+    cmdclass={"build_ext": BuildExtOpenMPOrNot},
+)
