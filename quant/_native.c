@@ -11,6 +11,8 @@
  * scaled_encode_f32: ScaledInt8's float32 per-tensor encode, one division and a
  *   round-half-even (quant/scaled.py, _encode_fused_float32).
  * byte_lookup: decoding, a 256-entry table lookup per code byte.
+ * softmax_head: the integer softmax-regression pipeline after its matmul (requantization,
+ *   row max, table exp, reciprocal; quant/integer_linear.py and quant/integer_softmax.py).
  *
  * The loops release the GIL and run on `nthreads` OpenMP threads. quant/native.py asks for more
  * than one only when this module's OpenMP runtime is torch's own (the same libgomp, found by
@@ -231,6 +233,103 @@ py_byte_lookup(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The integer pipeline after its matmul (quant/integer_linear.py: _raw_wide, _requantize,
+ * _gaps, then IntegerSoftmax.from_gaps), one row at a time, in the same int64 operations:
+ *   acc = (planes == 2 ? lo + 2 * hi : acc)     from fp32 carriers or int32 accumulators
+ *   z   = (acc * mult + off) >> shift           per class, arithmetic shift (floor)
+ *   d   = min(max(z) - z, 255);  e = table[d];  s = sum(e)
+ *   r   = (out_max << k) / s                    (s > 0: the row max has d = 0)
+ *   p   = (e * r + half) >> k                   stored as uint8 or uint16 */
+#define HEAD_MAX_CLASSES 4096
+
+static void
+softmax_head_rows(const void *carrier, int is_float, int planes, Py_ssize_t r0, Py_ssize_t r1,
+                  Py_ssize_t m, const int64_t *mult, const int64_t *off, const int64_t *shift,
+                  const int64_t *table, int k, int64_t out_max, void *out, int out_item)
+{
+    int64_t z[HEAD_MAX_CLASSES];
+    const int64_t num = out_max << k, half = (int64_t)1 << (k - 1);
+    Py_ssize_t width = planes * m;
+    for (Py_ssize_t row = r0; row < r1; row++) {
+        int64_t mx = INT64_MIN, s = 0;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            int64_t acc;
+            if (is_float) {
+                const float *c = (const float *)carrier + row * width;
+                acc = planes == 2 ? (int64_t)c[m + j] + 2 * (int64_t)c[j] : (int64_t)c[j];
+            } else {
+                const int32_t *c = (const int32_t *)carrier + row * width;
+                acc = planes == 2 ? (int64_t)c[m + j] + 2 * (int64_t)c[j] : (int64_t)c[j];
+            }
+            z[j] = (acc * mult[j] + off[j]) >> shift[j];
+            mx = z[j] > mx ? z[j] : mx;
+        }
+        for (Py_ssize_t j = 0; j < m; j++) {
+            int64_t d = mx - z[j];
+            z[j] = table[d < 255 ? d : 255];
+            s += z[j];
+        }
+        int64_t r = num / s;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            int64_t p = (z[j] * r + half) >> k;
+            if (out_item == 1)
+                ((uint8_t *)out)[row * m + j] = (uint8_t)p;
+            else
+                ((uint16_t *)out)[row * m + j] = (uint16_t)p;
+        }
+    }
+}
+
+static PyObject *
+py_softmax_head(PyObject *self, PyObject *args)
+{
+    Py_buffer car, mult, off, shift, table, out;
+    int is_float, planes, k, nthreads;
+    long long out_max;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*iiy*y*y*y*iLw*i", &car, &is_float, &planes, &mult, &off,
+                          &shift, &table, &k, &out_max, &out, &nthreads))
+        return NULL;
+    Py_ssize_t m = mult.len / 8, width = planes * m;
+    Py_ssize_t rows = width > 0 ? car.len / 4 / width : 0;
+    Py_ssize_t out_item = rows * m > 0 ? out.len / (rows * m) : 1;
+    const char *why = NULL;
+    if (planes != 1 && planes != 2) why = "planes must be 1 or 2";
+    else if (m < 1 || m > HEAD_MAX_CLASSES || mult.len != 8 * m || off.len != 8 * m
+             || shift.len != 8 * m) why = "per-class parameters must be int64 of one length";
+    else if (table.len != 8 * 256) why = "the table must hold 256 int64 entries";
+    else if (car.len != 4 * rows * width) why = "carrier size is not rows x planes x classes";
+    else if ((out_item != 1 && out_item != 2) || out.len != out_item * rows * m)
+        why = "output must be uint8 or uint16, rows x classes";
+    else if (k < 1 || k > 62 || out_max < 1 || out_max > 65535) why = "bad k or out_max";
+    else {
+        for (Py_ssize_t j = 0; j < m; j++) {
+            int64_t sh = ((const int64_t *)shift.buf)[j];
+            if (sh < 0 || sh > 63) { why = "shifts must lie in 0..63"; break; }
+        }
+    }
+    if (why) {
+        PyBuffer_Release(&car); PyBuffer_Release(&mult); PyBuffer_Release(&off);
+        PyBuffer_Release(&shift); PyBuffer_Release(&table); PyBuffer_Release(&out);
+        PyErr_Format(PyExc_ValueError, "softmax_head: %s", why);
+        return NULL;
+    }
+    const Py_ssize_t block = 256;
+    Py_ssize_t nblocks = (rows + block - 1) / block;
+    (void)nthreads;
+    Py_BEGIN_ALLOW_THREADS
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1 && nblocks > 1)
+    for (Py_ssize_t b = 0; b < nblocks; b++) {
+        Py_ssize_t r1 = (b + 1) * block < rows ? (b + 1) * block : rows;
+        softmax_head_rows(car.buf, is_float, planes, b * block, r1, m, mult.buf, off.buf,
+                          shift.buf, table.buf, k, (int64_t)out_max, out.buf, (int)out_item);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&car); PyBuffer_Release(&mult); PyBuffer_Release(&off);
+    PyBuffer_Release(&shift); PyBuffer_Release(&table); PyBuffer_Release(&out);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 py_openmp_library(PyObject *self, PyObject *args)
 {
@@ -257,6 +356,11 @@ static PyMethodDef methods[] = {
      "byte_lookup(codes, table, out, nthreads) -> None\n\n"
      "out[i] = table[codes[i]] for a byte buffer of codes and a 256-entry table of 4- or\n"
      "8-byte items (copied bit for bit). Releases the GIL."},
+    {"softmax_head", py_softmax_head, METH_VARARGS,
+     "softmax_head(carrier, is_float, planes, mult, off, shift, table, k, out_max, out,\n"
+     "             nthreads) -> None\n\n"
+     "The integer pipeline after its matmul: requantize, row max, table exp, reciprocal and\n"
+     "probability codes, row by row (see quant/integer_linear.py). Releases the GIL."},
     {"openmp_library", py_openmp_library, METH_NOARGS,
      "openmp_library() -> str | None\n\n"
      "Path of the OpenMP runtime these loops use (None: built without OpenMP)."},

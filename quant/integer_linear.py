@@ -21,6 +21,10 @@ The data path of `IntegerSoftmaxRegression` (``N`` images of ``K`` uint8 pixels,
    row, to uint8 (or uint16) probabilities. The pipeline feeds it the gaps ``max - q`` that
    step 3 already holds.
 
+Steps 2-4 run as one fused loop per row (`quant.native.softmax_head`) where quant's C
+extension is built, in the same int64 operations as the torch ops that run otherwise; the
+tests hold the two to each other bit for bit.
+
 Error budget against the float model (logits ``W (a x + c) + b`` for pixels ``x``, with the
 input map ``a`` = ``input_scale``, ``c`` = ``input_offset`` folded into W and b):
 
@@ -44,6 +48,7 @@ from typing import Any
 
 import torch
 
+from quant import native
 from quant.accumulator import AccumulatorProof
 from quant.fixedpoint import quantize_multipliers
 from quant.integer_matmul import Backend, PreparedInt8Weight, prepare_int8_weight
@@ -190,6 +195,13 @@ class IntegerSoftmaxRegression:
         x = self._checked(x)
         if x.shape[0] == 0:
             return torch.zeros((0, self.num_classes), dtype=self.softmax.out_dtype)
+        if native.available() and self.weight.backend in ("onednn", "int_mm"):
+            carrier = self.weight._onednn(x).contiguous() if self.weight.backend == "onednn" \
+                else self.weight._raw(x).contiguous()
+            sm = self.softmax
+            return native.softmax_head(carrier, self.weight.planes, self._mult_t,
+                                       self._offset_t, self._shift_t, sm._table_t,
+                                       sm.reciprocal_bits, sm.out_max, sm.out_dtype)
         return self.softmax.from_gaps(self._gaps(x))
 
     __call__ = probabilities

@@ -21,7 +21,8 @@ try:
 except ImportError:                     # no compiler at install time: torch paths only
     _native = None
 
-__all__ = ["available", "byte_lookup", "describe", "log_encode", "scaled_encode_f32"]
+__all__ = ["available", "byte_lookup", "describe", "log_encode", "scaled_encode_f32",
+           "softmax_head"]
 
 _MIN_CHUNK = 1 << 16                    # below this a thread hand-off costs more than it saves
 
@@ -148,3 +149,36 @@ def byte_lookup(codes: torch.Tensor, table: torch.Tensor, out: torch.Tensor) -> 
         raise ValueError(f"byte_lookup: {codes.numel()} codes but {out.numel()} outputs")
     cs, ts, os_ = codes.view(torch.uint8).numpy(), table.numpy(), out.numpy()
     _parallel(codes.numel(), lambda i, j, t: _native.byte_lookup(cs[i:j], ts, os_[i:j], t))
+
+
+def softmax_head(carrier: torch.Tensor, planes: int, multipliers: torch.Tensor,
+                 offsets: torch.Tensor, shifts: torch.Tensor, table: torch.Tensor,
+                 reciprocal_bits: int, out_max: int, out_dtype: torch.dtype) -> torch.Tensor:
+    """Probability codes (N, M) of `out_dtype` (uint8/uint16) from a matmul's (N, planes * M)
+    output: fp32 carriers of exact integers (oneDNN) or int32 accumulators, planes = 2 meaning
+    columns [hi | lo] with acc = lo + 2 hi. Per class: z = (acc * m + offset) >> shift; per
+    row: d = min(max z - z, 255), e = table[d], r = (out_max << K) // sum e,
+    p = (e * r + 2**(K-1)) >> K, all in int64, exactly as quant.integer_linear's torch path.
+    The caller keeps that path's no-overflow contract (proven when the model is built)."""
+    _require()
+    if carrier.dtype not in (torch.float32, torch.int32) or carrier.dim() != 2 or \
+            not carrier.is_contiguous():
+        raise TypeError("softmax_head takes a contiguous 2-D float32 or int32 carrier")
+    if out_dtype not in (torch.uint8, torch.uint16):
+        raise TypeError(f"softmax_head writes uint8 or uint16, not {out_dtype}")
+    m = multipliers.numel()
+    if carrier.shape[1] != planes * m:
+        raise ValueError(f"carrier has {carrier.shape[1]} columns, expected {planes} x {m}")
+    out = torch.empty((carrier.shape[0], m), dtype=out_dtype)
+    rows = carrier.shape[0]
+    nthreads = max(1, min(torch.get_num_threads(), rows // 2048)) if _SHARED_OPENMP else 1
+
+    def as_np(t: torch.Tensor) -> object:
+        return t.detach().contiguous().to(torch.int64).numpy()
+
+    out_bytes = out.view(torch.uint8) if out_dtype == torch.uint8 else out.view(torch.int16)
+    _native.softmax_head(carrier.detach().numpy(), int(carrier.dtype == torch.float32),
+                         int(planes), as_np(multipliers), as_np(offsets), as_np(shifts),
+                         as_np(table), int(reciprocal_bits), int(out_max), out_bytes.numpy(),
+                         nthreads)
+    return out

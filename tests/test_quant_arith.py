@@ -269,3 +269,42 @@ def test_log_add_and_matmul_within_their_bounds():
     assert d.codes.shape == ()
     neg = quant.sub(a, a)
     assert int(neg.codes.abs().sum()) == 0                      # x - x is exactly zero
+
+
+@pytest.mark.parametrize("a_range,b_range,k", [
+    ((0, 255), (-128, 127), 784),          # pixels x int8 weights: one fp32 block (514 terms)
+    ((0, 255), (-128, 127), 5000),         # several blocks, still int32
+    ((-256, 256), (-256, 256), 300),       # the largest 8-bit magnitudes (256 = 2**8)
+    ((-257, 0), (0, 255), 300),            # 9 significant bits: int32 path
+    ((0, 255), (-127, 127), 70_000),       # beyond int32: int64 sum of blocks
+    ((0, 1), (0, 1), 0),                   # empty contraction
+])
+def test_int_matmul_is_exact_on_every_path(a_range, b_range, k):
+    g = torch.Generator().manual_seed(k)
+    lo_a, hi_a = a_range
+    lo_b, hi_b = b_range
+    a = torch.randint(lo_a, hi_a + 1, (3, 7, k), generator=g)
+    b = torch.randint(lo_b, hi_b + 1, (k, 5), generator=g)
+    if k:
+        a[0, 0] = hi_a if abs(hi_a) >= abs(lo_a) else lo_a      # the extremes, all at once
+        b[:, 0] = hi_b if abs(hi_b) >= abs(lo_b) else lo_b
+    exact = torch.einsum("bik,kj->bij", a, b)                  # int64 reference
+    got, proof = quant.int_matmul(a, b, a_range, b_range)
+    assert torch.equal(got.to(torch.int64), exact)
+    assert got.dtype == (torch.int32 if proof.fits else torch.int64)
+    v, _ = quant.int_matmul(a[0, 0], b[:, 1], a_range, b_range)   # 1-d operands
+    assert int(v) == int((a[0, 0] * b[:, 1]).sum())
+
+
+def test_int_matmul_stays_exact_under_reduced_fp32_matmul_precision():
+    g = torch.Generator().manual_seed(4)
+    a = torch.randint(0, 256, (64, 2000), generator=g, dtype=torch.uint8)
+    b = torch.randint(-128, 128, (2000, 9), generator=g, dtype=torch.int8)
+    old = torch.get_float32_matmul_precision()
+    try:
+        for precision in ("highest", "high", "medium"):
+            torch.set_float32_matmul_precision(precision)
+            got, _ = quant.int_matmul(a, b, (0, 255), (-128, 127))
+            assert torch.equal(got.to(torch.int64), a.long() @ b.long()), precision
+    finally:
+        torch.set_float32_matmul_precision(old)

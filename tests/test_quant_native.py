@@ -211,3 +211,42 @@ def test_native_calls_check_their_arguments():
     with pytest.raises(ValueError, match="256-entry"):
         native._native.byte_lookup(np.zeros(10, np.uint8), np.zeros(256, np.int16),
                                    np.zeros(10, np.int16), 1)
+
+
+# --------------------------------------------------------------------- integer pipeline
+@pytest.mark.parametrize("backend", ["onednn", "int_mm"])
+@pytest.mark.parametrize("out_dtype", ["uint8", "uint16"])
+@pytest.mark.parametrize("weight_max", [127, 60])
+def test_softmax_head_matches_torch_path(monkeypatch, backend, out_dtype, weight_max):
+    """The fused post-matmul loop against the torch ops, on rows that straddle its blocks
+    and on inputs that saturate gaps (|logits| large) as well as near-ties."""
+    from quant import quantize_softmax_regression
+    from quant.integer_matmul import onednn_available
+    if backend == "onednn" and not onednn_available():
+        pytest.skip("this PyTorch has no oneDNN int8 linear op")
+    g = torch.Generator().manual_seed(weight_max)
+    w = torch.randn(10, 784, generator=g) * 0.05
+    b = torch.randn(10, generator=g)
+    w[3] *= 40                                          # one class with huge logits
+    pipe = quantize_softmax_regression(w, b, out_dtype=out_dtype, weight_max=weight_max,
+                                       backend=backend)
+    x = torch.randint(0, 256, (1031, 784), generator=g, dtype=torch.uint8)
+    x[:5] = torch.tensor([0, 255, 1, 128, 254], dtype=torch.uint8).reshape(5, 1)
+    a, c = both(monkeypatch, pipe.probabilities, x)
+    assert a.dtype == c.dtype == pipe.softmax.out_dtype and torch.equal(a, c)
+
+
+def test_softmax_head_checks_its_arguments():
+    t = torch.tensor
+    ok = {"planes": 1, "multipliers": t([1 << 30] * 3), "offsets": t([0] * 3),
+          "shifts": t([31] * 3), "table": torch.arange(256, 0, -1), "reciprocal_bits": 42,
+          "out_max": 255, "out_dtype": torch.uint8}
+    native.softmax_head(torch.zeros(4, 3), **ok)
+    with pytest.raises(ValueError, match="6 columns, expected 1 x 3"):
+        native.softmax_head(torch.zeros(4, 6), **ok)
+    with pytest.raises(TypeError, match="float32 or int32"):
+        native.softmax_head(torch.zeros(4, 3, dtype=torch.float64), **ok)
+    with pytest.raises(TypeError, match="uint8 or uint16"):
+        native.softmax_head(torch.zeros(4, 3), **{**ok, "out_dtype": torch.int8})
+    with pytest.raises(ValueError, match="256 int64"):
+        native.softmax_head(torch.zeros(4, 3), **{**ok, "table": torch.arange(255)})
