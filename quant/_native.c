@@ -242,7 +242,7 @@ py_byte_lookup(PyObject *self, PyObject *args)
  *   p   = (e * r + half) >> k                   stored as uint8 or uint16 */
 #define HEAD_MAX_CLASSES 4096
 
-static void
+static int
 softmax_head_rows(const void *carrier, int is_float, int planes, Py_ssize_t r0, Py_ssize_t r1,
                   Py_ssize_t m, const int64_t *mult, const int64_t *off, const int64_t *shift,
                   const int64_t *table, int k, int64_t out_max, void *out, int out_item)
@@ -269,6 +269,8 @@ softmax_head_rows(const void *carrier, int is_float, int planes, Py_ssize_t r0, 
             z[j] = table[d < 255 ? d : 255];
             s += z[j];
         }
+        if (s <= 0)                     /* a table without a positive entry at d = 0 */
+            return 1;
         int64_t r = num / s;
         for (Py_ssize_t j = 0; j < m; j++) {
             int64_t p = (z[j] * r + half) >> k;
@@ -278,6 +280,7 @@ softmax_head_rows(const void *carrier, int is_float, int planes, Py_ssize_t r0, 
                 ((uint16_t *)out)[row * m + j] = (uint16_t)p;
         }
     }
+    return 0;
 }
 
 static PyObject *
@@ -316,17 +319,25 @@ py_softmax_head(PyObject *self, PyObject *args)
     }
     const Py_ssize_t block = 256;
     Py_ssize_t nblocks = (rows + block - 1) / block;
+    int bad = 0;
     (void)nthreads;
     Py_BEGIN_ALLOW_THREADS
-#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1 && nblocks > 1)
+#pragma omp parallel for num_threads(nthreads) schedule(static) reduction(|:bad) \
+    if (nthreads > 1 && nblocks > 1)
     for (Py_ssize_t b = 0; b < nblocks; b++) {
         Py_ssize_t r1 = (b + 1) * block < rows ? (b + 1) * block : rows;
-        softmax_head_rows(car.buf, is_float, planes, b * block, r1, m, mult.buf, off.buf,
-                          shift.buf, table.buf, k, (int64_t)out_max, out.buf, (int)out_item);
+        bad |= softmax_head_rows(car.buf, is_float, planes, b * block, r1, m, mult.buf,
+                                 off.buf, shift.buf, table.buf, k, (int64_t)out_max, out.buf,
+                                 (int)out_item);
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&car); PyBuffer_Release(&mult); PyBuffer_Release(&off);
     PyBuffer_Release(&shift); PyBuffer_Release(&table); PyBuffer_Release(&out);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "softmax_head: a row's sum of table entries is not "
+                        "positive (table[0] must be > 0)");
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 

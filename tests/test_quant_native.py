@@ -250,3 +250,5 @@ def test_softmax_head_checks_its_arguments():
         native.softmax_head(torch.zeros(4, 3), **{**ok, "out_dtype": torch.int8})
     with pytest.raises(ValueError, match="256 int64"):
         native.softmax_head(torch.zeros(4, 3), **{**ok, "table": torch.arange(255)})
+    with pytest.raises(ValueError, match="not positive"):
+        native.softmax_head(torch.zeros(4, 3), **{**ok, "table": torch.zeros(256)})
