@@ -313,13 +313,14 @@ def calibrate_offset(x: torch.Tensor, frac_bits: int, calibration: str = "max",
     """Offset that gives the largest (or `percentile`-th percentile) |x| magnitude code 127."""
     if x.numel() == 0:
         raise ValueError("cannot calibrate a LogInt8 offset from an empty tensor; pass offset=")
-    a = x.abs().reshape(-1)
-    top = a.max()
+    lo, hi = torch.aminmax(x.reshape(-1))       # one pass, no |x| temporary for 'max'
+    top = torch.maximum(-lo, hi)
     if not bool(torch.isfinite(top)):
         check_finite(x, "LogInt8.encode")
     if calibration == "percentile":
         if not 0.0 < percentile <= 100.0:
             raise ValueError(f"percentile must lie in (0, 100], got {percentile}")
+        a = x.abs().reshape(-1)
         nz = a[a > 0]
         if nz.numel():                  # numpy's default (linear) percentile, as for scales
             top = _quantile_rows(nz.reshape(1, -1), percentile / 100.0)[0]
