@@ -14,7 +14,7 @@ from setuptools.errors import CCompilerError, CompileError, LinkError
 
 UNIX = sys.platform != "win32"
 # -ffp-contract=off: the loops' float operations must round exactly as torch's passes do.
-BASE_FLAGS = ["-O3", "-ffp-contract=off", "-fno-fast-math"] if UNIX else ["/O2", "/fp:strict"]
+BASE_FLAGS = ["-O3", "-ffp-contract=off", "-fno-fast-math", "-Wno-unknown-pragmas"] if UNIX else ["/O2", "/fp:strict"]
 OPENMP = ["-fopenmp"] if sys.platform.startswith("linux") else []
 
 

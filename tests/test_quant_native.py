@@ -5,6 +5,7 @@ the two implementations are held to each other bit for bit; the torch paths them
 held to exact rational references in test_quant_log.py / test_quant_scaled.py.
 """
 
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -20,8 +21,9 @@ def test_extension_is_built():
         "quant._native did not build: pip install needs a C compiler (gcc/clang) and Python "
         "headers; reinstall with `pip install -e .`. quant still works on its slower torch "
         "paths without it.")
-    assert native.available()
-    assert native.describe().startswith("compiled loops")
+    if os.environ.get("QUANT_NATIVE", "1") != "0":        # the whole suite may run without
+        assert native.available()                         # it, to test the torch paths alone
+        assert native.describe().startswith("compiled loops")
 
 
 def test_describe_names_the_fallback(monkeypatch):
