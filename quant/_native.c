@@ -142,8 +142,8 @@ scaled_encode_f32(const float *restrict x, uint8_t *restrict out, Py_ssize_t n, 
         int32_t xb = bits32(x[i]);
         bad |= (xb & 0x7f800000) == 0x7f800000;
         float y = x[i] / scale;
-        y = y < lo ? lo : y;
-        y = y > hi ? hi : y;
+        y = y > lo ? y : lo;            /* NaN -> lo (the call then raises anyway) */
+        y = y < hi ? y : hi;
         y = (y + magic) - magic;
         out[i] = (uint8_t)((int32_t)y + zp);
     }
@@ -240,47 +240,69 @@ py_byte_lookup(PyObject *self, PyObject *args)
  *   d   = min(max(z) - z, 255);  e = table[d];  s = sum(e)
  *   r   = (out_max << k) / s                    (s > 0: the row max has d = 0)
  *   p   = (e * r + half) >> k                   stored as uint8 or uint16 */
-#define HEAD_MAX_CLASSES 4096
+/* Signed int64 arithmetic is done in uint64 and converted back, so it wraps exactly as
+ * torch's int64 tensors do instead of being undefined; the pipeline's proofs rule wrapping out
+ * anyway. Returns 0, or flags: 1 (a row's table sum is not positive), 2 (out of memory),
+ * 4 (a carrier value is NaN or beyond +-2**31, so not an accumulator). */
+static inline int64_t wrap_mul_add(int64_t a, int64_t b, int64_t c)
+{
+    return (int64_t)((uint64_t)a * (uint64_t)b + (uint64_t)c);
+}
 
 static int
 softmax_head_rows(const void *carrier, int is_float, int planes, Py_ssize_t r0, Py_ssize_t r1,
                   Py_ssize_t m, const int64_t *mult, const int64_t *off, const int64_t *shift,
                   const int64_t *table, int k, int64_t out_max, void *out, int out_item)
 {
-    int64_t z[HEAD_MAX_CLASSES];
+    int64_t *z = (int64_t *)malloc((size_t)m * sizeof(int64_t));
+    if (!z)
+        return 2;
     const int64_t num = out_max << k, half = (int64_t)1 << (k - 1);
     Py_ssize_t width = planes * m;
-    for (Py_ssize_t row = r0; row < r1; row++) {
-        int64_t mx = INT64_MIN, s = 0;
+    int status = 0;
+    for (Py_ssize_t row = r0; row < r1 && !status; row++) {
+        int64_t mx = INT64_MIN;
+        uint64_t s = 0;
         for (Py_ssize_t j = 0; j < m; j++) {
             int64_t acc;
             if (is_float) {
                 const float *c = (const float *)carrier + row * width;
-                acc = planes == 2 ? (int64_t)c[m + j] + 2 * (int64_t)c[j] : (int64_t)c[j];
+                float hi = c[j], lo = planes == 2 ? c[m + j] : 0.0f;
+                if (!(hi > -2147483648.0f && hi < 2147483648.0f && lo > -2147483648.0f
+                      && lo < 2147483648.0f)) {
+                    status = 4;
+                    break;
+                }
+                acc = planes == 2 ? (int64_t)lo + 2 * (int64_t)hi : (int64_t)hi;
             } else {
                 const int32_t *c = (const int32_t *)carrier + row * width;
                 acc = planes == 2 ? (int64_t)c[m + j] + 2 * (int64_t)c[j] : (int64_t)c[j];
             }
-            z[j] = (acc * mult[j] + off[j]) >> shift[j];
+            z[j] = wrap_mul_add(acc, mult[j], off[j]) >> shift[j];
             mx = z[j] > mx ? z[j] : mx;
         }
+        if (status)
+            break;
         for (Py_ssize_t j = 0; j < m; j++) {
-            int64_t d = mx - z[j];
+            uint64_t d = (uint64_t)mx - (uint64_t)z[j];     /* mx >= z[j]: exact, >= 0 */
             z[j] = table[d < 255 ? d : 255];
-            s += z[j];
+            s += (uint64_t)z[j];
         }
-        if (s <= 0)                     /* a table without a positive entry at d = 0 */
-            return 1;
-        int64_t r = num / s;
+        if ((int64_t)s <= 0) {          /* a table without a positive entry at d = 0 */
+            status = 1;
+            break;
+        }
+        int64_t r = num / (int64_t)s;
         for (Py_ssize_t j = 0; j < m; j++) {
-            int64_t p = (z[j] * r + half) >> k;
+            int64_t p = wrap_mul_add(z[j], r, half) >> k;
             if (out_item == 1)
                 ((uint8_t *)out)[row * m + j] = (uint8_t)p;
             else
                 ((uint16_t *)out)[row * m + j] = (uint16_t)p;
         }
     }
-    return 0;
+    free(z);
+    return status;
 }
 
 static PyObject *
@@ -298,17 +320,18 @@ py_softmax_head(PyObject *self, PyObject *args)
     Py_ssize_t out_item = rows * m > 0 ? out.len / (rows * m) : 1;
     const char *why = NULL;
     if (planes != 1 && planes != 2) why = "planes must be 1 or 2";
-    else if (m < 1 || m > HEAD_MAX_CLASSES || mult.len != 8 * m || off.len != 8 * m
-             || shift.len != 8 * m) why = "per-class parameters must be int64 of one length";
+    else if (m < 1 || mult.len != 8 * m || off.len != 8 * m || shift.len != 8 * m)
+        why = "per-class parameters must be int64 of one length";
     else if (table.len != 8 * 256) why = "the table must hold 256 int64 entries";
     else if (car.len != 4 * rows * width) why = "carrier size is not rows x planes x classes";
     else if ((out_item != 1 && out_item != 2) || out.len != out_item * rows * m)
         why = "output must be uint8 or uint16, rows x classes";
-    else if (k < 1 || k > 62 || out_max < 1 || out_max > 65535) why = "bad k or out_max";
+    else if (out_max < 1 || out_max > 65535 || k < 1 || k > 46)
+        why = "out_max must lie in 1..65535 and k in 1..46 (out_max << k below 2**62)";
     else {
         for (Py_ssize_t j = 0; j < m; j++) {
             int64_t sh = ((const int64_t *)shift.buf)[j];
-            if (sh < 0 || sh > 63) { why = "shifts must lie in 0..63"; break; }
+            if (sh < 1 || sh > 62) { why = "shifts must lie in 1..62"; break; }
         }
     }
     if (why) {
@@ -333,9 +356,14 @@ py_softmax_head(PyObject *self, PyObject *args)
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&car); PyBuffer_Release(&mult); PyBuffer_Release(&off);
     PyBuffer_Release(&shift); PyBuffer_Release(&table); PyBuffer_Release(&out);
+    if (bad & 2)
+        return PyErr_NoMemory();
     if (bad) {
-        PyErr_SetString(PyExc_ValueError, "softmax_head: a row's sum of table entries is not "
-                        "positive (table[0] must be > 0)");
+        PyErr_SetString(PyExc_ValueError, (bad & 1)
+                        ? "softmax_head: a row's sum of table entries is not positive "
+                          "(table[0] must be > 0)"
+                        : "softmax_head: the carrier holds NaN or a value beyond +-2**31, "
+                          "not an accumulator");
         return NULL;
     }
     Py_RETURN_NONE;

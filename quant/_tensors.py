@@ -37,7 +37,7 @@ def as_float_input(x: object, what: str) -> torch.Tensor:
     if t.dtype == torch.bool:
         raise TypeError(f"{what}: expected real values, got a bool tensor")
     if t.dtype in (torch.float32, torch.float64):
-        return t
+        return t.resolve_neg()          # a lazily negated view cannot be reinterpreted as bits
     if t.is_floating_point():
         return t.to(torch.float32)
     return t.to(torch.float64)

@@ -244,7 +244,7 @@ class LogInt8(metrics.DecodeErrorMetrics):
         table = _decode_table(self.offset, self.frac_bits, dtype)
         flat = self.codes.contiguous().reshape(-1).view(torch.uint8)
         out = torch.empty(flat.shape, dtype=dtype)
-        if native.available():
+        if native.available() and flat.device.type == "cpu":
             native.byte_lookup(flat, table, out)
             return out.reshape(self.codes.shape)
         idx = torch.empty(max(1, min(flat.numel(), 1 << 20)), dtype=torch.int32)
@@ -345,7 +345,7 @@ def _encode_kernel(x: torch.Tensor, offset: int, frac_bits: int, source: torch.T
                    ) -> torch.Tensor:
     """int8 codes of a flat float32/float64 tensor: the fused native loop where it is built
     (`quant.native.available()`), else the torch passes; both compute the same bits."""
-    if native.available():
+    if native.available() and x.device.type == "cpu":
         codes = torch.empty(x.numel(), dtype=torch.int8)
         scale, w_lo, w_hi, k = _encode_window(offset, frac_bits)
         if native.log_encode(x, codes, scale, frac_bits + 1, w_lo, w_hi, k // 2):

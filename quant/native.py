@@ -9,11 +9,13 @@ torch paths. `available()` says which one runs.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 
 try:
@@ -92,6 +94,11 @@ def _parallel(n: int, run: Callable[[int, int, int], bool]) -> bool:
     return any(results) or bad
 
 
+def _np(t: torch.Tensor) -> object:
+    """A zero-copy numpy view of a CPU tensor (a copy only for a lazily negated view)."""
+    return t.detach().resolve_neg().numpy()
+
+
 def _flat(t: torch.Tensor, what: str) -> None:
     if t.dim() != 1 or not t.is_contiguous() or t.device.type != "cpu":
         raise ValueError(f"{what} must be a flat contiguous CPU tensor")
@@ -111,7 +118,7 @@ def log_encode(x: torch.Tensor, out: torch.Tensor, scale: float, rounds: int, lo
     _flat(out, "log_encode output")
     if out.numel() != x.numel():
         raise ValueError(f"log_encode: {x.numel()} inputs but {out.numel()} outputs")
-    xs, cs = x.detach().numpy(), out.numpy()           # zero-copy views (buffer protocol)
+    xs, cs = _np(x), out.numpy()                       # zero-copy views (buffer protocol)
     args = (x.element_size(), float(scale), int(rounds), float(lo), float(hi), int(k2))
     return _parallel(x.numel(), lambda i, j, t: _native.log_encode(xs[i:j], cs[i:j], *args, t))
 
@@ -130,7 +137,13 @@ def scaled_encode_f32(x: torch.Tensor, out: torch.Tensor, scale: float, qmin: in
     _flat(out, "scaled_encode_f32 output")
     if out.numel() != x.numel():
         raise ValueError(f"scaled_encode_f32: {x.numel()} inputs but {out.numel()} outputs")
-    xs, cs = x.detach().numpy(), out.view(torch.uint8).numpy()
+    if not (0.0 < scale < math.inf) or float(np.float32(scale)) != scale:
+        raise ValueError(f"scaled_encode_f32: scale must be a finite float32 value > 0, got "
+                         f"{scale!r}")
+    if not (qmin <= zero_point <= qmax and -256 <= qmin <= qmax <= 255):
+        raise ValueError(f"scaled_encode_f32: need qmin <= zero_point <= qmax within a byte's "
+                         f"codes, got {qmin}, {zero_point}, {qmax}")
+    xs, cs = _np(x), out.view(torch.uint8).numpy()
     args = (float(scale), float(qmin - zero_point), float(qmax - zero_point), int(zero_point))
     return _parallel(x.numel(), lambda i, j, t: _native.scaled_encode_f32(xs[i:j], cs[i:j], *args, t))
 
@@ -147,7 +160,7 @@ def byte_lookup(codes: torch.Tensor, table: torch.Tensor, out: torch.Tensor) -> 
         _flat(t, f"byte_lookup {what}")
     if out.numel() != codes.numel():
         raise ValueError(f"byte_lookup: {codes.numel()} codes but {out.numel()} outputs")
-    cs, ts, os_ = codes.view(torch.uint8).numpy(), table.numpy(), out.numpy()
+    cs, ts, os_ = _np(codes.view(torch.uint8)), _np(table), out.numpy()
     _parallel(codes.numel(), lambda i, j, t: _native.byte_lookup(cs[i:j], ts, os_[i:j], t))
 
 
@@ -177,7 +190,7 @@ def softmax_head(carrier: torch.Tensor, planes: int, multipliers: torch.Tensor,
         return t.detach().contiguous().to(torch.int64).numpy()
 
     out_bytes = out.view(torch.uint8) if out_dtype == torch.uint8 else out.view(torch.int16)
-    _native.softmax_head(carrier.detach().numpy(), int(carrier.dtype == torch.float32),
+    _native.softmax_head(_np(carrier), int(carrier.dtype == torch.float32),
                          int(planes), as_np(multipliers), as_np(offsets), as_np(shifts),
                          as_np(table), int(reciprocal_bits), int(out_max), out_bytes.numpy(),
                          nthreads)

@@ -253,7 +253,7 @@ class ScaledInt8(metrics.DecodeErrorMetrics):
         z = self.zero_point.to(dtype)
         per_channel = self.axis is not None
         has_zp = bool((self.zero_point != 0).any())
-        if not per_channel and native.available():
+        if not per_channel and native.available() and self.codes.device.type == "cpu":
             # the same two roundings as the loop below, done once for each of the 256 codes
             table = torch.arange(256, dtype=torch.int16).to(torch.uint8).view(self.codes.dtype)
             table = (table.to(dtype) - z) * s if has_zp else table.to(dtype) * s
@@ -344,7 +344,8 @@ def _encode_kernel(x3: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, qmin
     is the code. A per-block sum catches NaN/inf without another pass over memory.
     """
     fdt = x3.dtype
-    if fdt == torch.float32 and scale.dim() == 0 and x3.numel() and native.available():
+    if fdt == torch.float32 and scale.dim() == 0 and x3.numel() and native.available() \
+            and x3.device.type == "cpu":
         codes = torch.empty(x3.numel(), dtype=out_dtype)
         if native.scaled_encode_f32(x3.contiguous().reshape(-1), codes, float(scale),
                                     qmin, qmax, int(zp)):

@@ -254,3 +254,60 @@ def test_softmax_head_checks_its_arguments():
         native.softmax_head(torch.zeros(4, 3), **{**ok, "table": torch.arange(255)})
     with pytest.raises(ValueError, match="not positive"):
         native.softmax_head(torch.zeros(4, 3), **{**ok, "table": torch.zeros(256)})
+
+
+def test_softmax_head_refuses_or_survives_hostile_parameters():
+    """Reachable only through quant.native directly: never a crash or an out-of-bounds read."""
+    t = torch.tensor
+    table = torch.arange(256, 0, -1)
+    with pytest.raises(ValueError, match="shifts must lie in 1..62"):
+        native.softmax_head(torch.zeros(1, 2), 1, t([1, 1]), t([2**62, -2**62]), t([0, 0]),
+                            table, 42, 255, torch.uint8)
+    # gaps beyond 2**63 (wrapping z) must still index the table inside its 256 entries
+    p = native.softmax_head(torch.zeros(3, 2), 1, t([1, 1]), t([2**62, -2**62 - 2**40]),
+                            t([1, 1]), table, 42, 255, torch.uint8)
+    assert p.shape == (3, 2)
+    with pytest.raises(ValueError, match="out_max << k"):
+        native.softmax_head(torch.zeros(1, 2), 1, t([1, 1]), t([0, 0]), t([1, 1]), table,
+                            62, 65535, torch.uint16)
+    with pytest.raises(ValueError, match="not an accumulator"):
+        native.softmax_head(torch.tensor([[float("nan"), 0.0]]), 1, t([1, 1]), t([0, 0]),
+                            t([1, 1]), table, 42, 255, torch.uint8)
+
+
+def test_integer_pipeline_with_many_classes_in_a_small_stack_thread(monkeypatch):
+    import threading
+
+    from quant import quantize_softmax_regression
+    g = torch.Generator().manual_seed(11)
+    pipe = quantize_softmax_regression(torch.randn(4100, 16, generator=g),
+                                       torch.randn(4100, generator=g), out_dtype="uint16")
+    x = torch.randint(0, 256, (300, 16), generator=g, dtype=torch.uint8)
+    result = {}
+    old = threading.stack_size(256 * 1024)
+    try:
+        th = threading.Thread(target=lambda: result.setdefault("p", pipe.probabilities(x)))
+        th.start()
+        th.join()
+    finally:
+        threading.stack_size(old)
+    _, ref = both(monkeypatch, pipe.probabilities, x)
+    assert torch.equal(result["p"], ref)
+
+
+def test_scaled_encode_f32_checks_scale_and_codes():
+    x, out = torch.ones(4), torch.empty(4, dtype=torch.int8)
+    for bad in (0.0, -1.0, float("nan"), float("inf"), 0.1):      # 0.1 is not a float32 value
+        with pytest.raises(ValueError, match="scale"):
+            native.scaled_encode_f32(x, out, bad, -128, 127, 0)
+    with pytest.raises(ValueError, match="zero_point"):
+        native.scaled_encode_f32(x, out, 0.5, -128, 127, 200)
+
+
+def test_lazily_negated_input_is_encoded(monkeypatch):
+    x = torch.randn(5, dtype=torch.cfloat).conj().imag                # a view with the neg bit
+    assert x.is_neg()
+    a, b = both(monkeypatch, lambda: ScaledInt8.encode(x, scale=0.01).codes)
+    assert torch.equal(a, b)
+    a, b = both(monkeypatch, log_codes, x, -60, 3)
+    assert torch.equal(a, b)
