@@ -96,6 +96,9 @@ def _param_tensor(value: object, what: str, channels: int | None, floating: bool
 
 
 def _check_scale(scale: torch.Tensor) -> None:
+    if scale.numel() == 1:                  # per tensor: the same checks on one Python float
+        _check_scale_value(float(scale))
+        return
     if bool(torch.isnan(scale).any()):
         raise ValueError("scale is NaN; a scale must be a finite number > 0")
     if not bool(torch.isfinite(scale).all()):
@@ -105,8 +108,44 @@ def _check_scale(scale: torch.Tensor) -> None:
         raise ValueError(f"scale must be > 0, got {bad}")
     if bool((scale.to(torch.float32) == 0).any()) or \
             bool(torch.isinf(1.0 / scale.to(torch.float32)).any()):
-        raise ValueError("scale is too small for float32 encode/decode (needs >= 2**-126)")
+        raise ValueError("scale is too small for float32 encode/decode (its float32 "
+                         "reciprocal overflows: a scale must exceed about 2**-128)")
     if bool(torch.isinf(scale.to(torch.float32)).any()):
+        raise ValueError("scale overflows float32")
+
+
+def _check_decode_scale(s: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> None:
+    """ValueError unless every scale `s`, already rounded to `dtype`, is finite and nonzero."""
+    if not bool(torch.isfinite(s).all()) or bool((s == 0).any()):
+        raise ValueError(f"scale {_fmt_scale(scale)} is not representable in {dtype} "
+                         f"(a product scale can underflow float32); use decode(torch.float64)")
+
+
+@functools.lru_cache(maxsize=256)
+def _decode_table(scale: float, zero_point: int, code_dtype: torch.dtype,
+                  dtype: torch.dtype) -> torch.Tensor:
+    """The 256 decoded values indexed by the code's byte, with the same two roundings as
+    `ScaledInt8.decode`'s loop (scale rounded to `dtype`, then one rounded product)."""
+    codes = torch.arange(256, dtype=torch.int16).to(torch.uint8).view(code_dtype)
+    s = torch.tensor(scale, dtype=torch.float64).to(dtype)
+    _check_decode_scale(s, torch.tensor(scale, dtype=torch.float64), dtype)
+    z = torch.tensor(zero_point, dtype=torch.int64).to(dtype)
+    return ((codes.to(dtype) - z) * s if zero_point else codes.to(dtype) * s).contiguous()
+
+
+def _check_scale_value(v: float) -> None:
+    if math.isnan(v):
+        raise ValueError("scale is NaN; a scale must be a finite number > 0")
+    if math.isinf(v):
+        raise ValueError("scale is infinite; a scale must be a finite number > 0")
+    if v <= 0:
+        raise ValueError(f"scale must be > 0, got {v}")
+    with np.errstate(over="ignore", divide="ignore"):
+        f32 = np.float32(v)
+        if f32 == 0 or math.isinf(np.float32(1.0) / f32):
+            raise ValueError("scale is too small for float32 encode/decode (its float32 "
+                             "reciprocal overflows: a scale must exceed about 2**-128)")
+    if math.isinf(f32):
         raise ValueError("scale overflows float32")
 
 
@@ -243,23 +282,19 @@ class ScaledInt8(metrics.DecodeErrorMetrics):
         """
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"decode produces float32 or float64, not {dtype}")
+        per_channel = self.axis is not None
+        if not per_channel and native.available() and self.codes.device.type == "cpu":
+            table = _decode_table(float(self.scale), int(self.zero_point), self.codes.dtype,
+                                  dtype)
+            out = torch.empty(self.codes.shape, dtype=dtype)
+            native.byte_lookup(self.codes.contiguous().reshape(-1), table, out.view(-1))
+            return out
         c3 = channel_view(self.codes, self.axis)
         out = torch.empty(c3.shape, dtype=dtype)
         s = self.scale.to(dtype)
-        if not bool(torch.isfinite(s).all()) or bool((s == 0).any()):
-            raise ValueError(f"scale {_fmt_scale(self.scale)} is not representable in {dtype} "
-                             f"(a product scale can underflow float32); use "
-                             f"decode(torch.float64)")
+        _check_decode_scale(s, self.scale, dtype)
         z = self.zero_point.to(dtype)
-        per_channel = self.axis is not None
         has_zp = bool((self.zero_point != 0).any())
-        if not per_channel and native.available() and self.codes.device.type == "cpu":
-            # the same two roundings as the loop below, done once for each of the 256 codes
-            table = torch.arange(256, dtype=torch.int16).to(torch.uint8).view(self.codes.dtype)
-            table = (table.to(dtype) - z) * s if has_zp else table.to(dtype) * s
-            flat = self.codes.contiguous().reshape(-1)
-            native.byte_lookup(flat, table.contiguous(), out.view(-1))
-            return out.reshape(self.codes.shape)
         shape3 = tuple(c3.shape)
         if per_channel:
             s, z = s.reshape(1, -1, 1), z.reshape(1, -1, 1)

@@ -263,3 +263,21 @@ def test_nan_anywhere_in_a_large_tensor_is_refused(pos):
     x[pos] = float("nan")
     with pytest.raises(ValueError, match=rf"index \({pos},\)"):
         ScaledInt8.encode(x, scale=0.1)
+
+
+@pytest.mark.parametrize("v", [float("nan"), float("inf"), -float("inf"), 0.0, -1.0, 1e-50,
+                               2.0 ** -127, 2.0 ** -128, 3.4e38, 3.5e38, 1e300, 0.01])
+def test_scalar_and_vector_scale_checks_agree(v):
+    """The per-tensor fast check says exactly what the per-channel tensor check says."""
+    outcomes = []
+    for scale, axis in ((v, None), (torch.tensor([v, 1.0], dtype=torch.float64), 0)):
+        try:
+            ScaledInt8.encode(torch.ones(2, 3), scale=scale, axis=axis)
+            outcomes.append("ok")
+        except ValueError as err:
+            outcomes.append(str(err).split(",")[0])
+    assert outcomes[0] == outcomes[1]
+    with np.errstate(over="ignore", divide="ignore"):
+        f32 = np.float32(v) if v == v else np.float32("nan")
+        usable = bool(np.isfinite(f32) and f32 > 0 and np.isfinite(np.float32(1) / f32))
+    assert (outcomes[0] == "ok") == usable
