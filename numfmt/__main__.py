@@ -94,7 +94,8 @@ def markdown(rows: list[dict[str, Any]], audit: bool) -> str:
         "exp max_arg: largest value of the format whose exp, correctly rounded into it, is finite "
         "(not clamped, for formats without inf); exp min_arg: most negative value whose exp is "
         "nonzero; exp min_normal_arg: most negative value whose exp is >= min normal. Proven with "
-        "interval arithmetic. INT8/UINT8: integer arguments, exp rounded to the nearest integer.",
+        "interval arithmetic. Integer formats: integer arguments, exp rounded to the nearest "
+        "integer.",
         "Softmax: sum accumulated left to right in the format; 'spread giving p=0' is the logit "
         "spread (max - z) past which the max-subtracted probability rounds to 0 when the sum is n "
         "(nan: every probability is 0 or the sum of n ones overflows).",

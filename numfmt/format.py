@@ -58,6 +58,9 @@ class Format:
         elif self.kind == "int":
             if self.exponent_bits or self.mantissa_bits:
                 raise ValueError(f"{self.name}: integer formats have no exponent or mantissa")
+            if self.has_inf or self.nan != "none":
+                raise ValueError(f"{self.name}: integer formats have no infinity or NaN "
+                                 f"(pass has_inf=False, nan='none')")
         else:
             raise ValueError(f"{self.name}: kind must be 'float' or 'int', not {self.kind!r}")
 

@@ -8,6 +8,8 @@ import numpy as np
 
 from numfmt.format import Format
 
+_INT = {"has_inf": False, "nan": "none"}    # integers hold neither: they saturate or raise
+
 _FORMATS: tuple[Format, ...] = (
     Format("fp64", "float", 64, 11, 52, description="IEEE 754 binary64 (double)",
            aliases=("float64", "double", "f64", "binary64"),
@@ -40,10 +42,20 @@ _FORMATS: tuple[Format, ...] = (
     Format("fp4_e2m1fn", "float", 4, 2, 1, has_inf=False, nan="none",
            description="OCP MX FP4 E2M1: no inf, no NaN, values up to 6",
            aliases=("e2m1fn", "fp4", "float4_e2m1fn"), numpy_dtype_name="ml_dtypes.float4_e2m1fn"),
-    Format("int8", "int", 8, description="two's-complement 8-bit integer, -128..127",
+    Format("int8", "int", 8, **_INT, description="two's-complement 8-bit integer, -128..127",
            aliases=("i8", "qint8"), torch_dtype_name="int8", numpy_dtype_name="int8"),
-    Format("uint8", "int", 8, signed=False, description="unsigned 8-bit integer, 0..255",
+    Format("uint8", "int", 8, **_INT, signed=False,
+           description="unsigned 8-bit integer, 0..255",
            aliases=("u8", "quint8"), torch_dtype_name="uint8", numpy_dtype_name="uint8"),
+    Format("int16", "int", 16, **_INT,
+           description="two's-complement 16-bit integer, -32768..32767",
+           aliases=("i16", "short"), torch_dtype_name="int16", numpy_dtype_name="int16"),
+    Format("uint16", "int", 16, **_INT, signed=False,
+           description="unsigned 16-bit integer, 0..65535",
+           aliases=("u16",), torch_dtype_name="uint16", numpy_dtype_name="uint16"),
+    Format("int32", "int", 32, **_INT,
+           description="two's-complement 32-bit integer (the usual int8 accumulator)",
+           aliases=("i32", "qint32"), torch_dtype_name="int32", numpy_dtype_name="int32"),
 )
 
 _BY_NAME: dict[str, Format] = {}

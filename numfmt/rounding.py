@@ -73,7 +73,7 @@ def _np_apply_overflow(r: np.ndarray, fmt: Format, rule: Overflow, src: np.ndarr
             i = int(np.flatnonzero(bad.ravel())[0])
             raise ValueError(f"NaN at flat index {i} has no {fmt.name} value")
     with np.errstate(invalid="ignore"):
-        over = np.abs(r) > fmt.max
+        over = (r > fmt.max) | (r < fmt.lowest)         # ints: lowest is not -max
     if not over.any():
         return r
     if rule == "raise":
@@ -95,7 +95,8 @@ def _round_numpy(a: np.ndarray, fmt: Format, rule: Overflow) -> np.ndarray:
     out_dtype = _numpy_container(a.dtype, fmt)
     x = a.astype(np.float64)
     # ufuncs return numpy scalars for 0-d input; keep an array so masks can assign into it
-    r = np.asarray(_np_round_float(x, fmt) if fmt.is_float else np.rint(x))
+    # (+ 0.0 turns rint's -0.0 into 0: integers have no negative zero)
+    r = np.asarray(_np_round_float(x, fmt) if fmt.is_float else np.rint(x) + 0.0)
     return _np_apply_overflow(r, fmt, rule, x).astype(out_dtype)
 
 
@@ -176,7 +177,7 @@ def _round_torch(t, fmt: Format, rule: Overflow):
             return _tf32_from_fp32(t)
         if fmt.name in ("fp32", "fp64"):
             return t.clone()
-    if fmt.name == "fp64" and t.dtype == torch.float64:
+    if fmt.name == "fp64" and t.dtype == torch.float64 and rule == default_overflow(fmt):
         return t.clone()
     # General path: exact float64 arithmetic, same algorithm as numpy's.
     x = t.detach().to(torch.float64)
@@ -193,8 +194,8 @@ def _round_torch(t, fmt: Format, rule: Overflow):
         if torch.isnan(x).any():
             i = int(torch.nonzero(torch.isnan(x).flatten())[0])
             raise ValueError(f"NaN at flat index {i} has no {fmt.name} value")
-        r = torch.round(x)
-    over = r.abs() > fmt.max
+        r = torch.round(x) + 0.0                        # integers have no -0.0
+    over = (r > fmt.max) | (r < fmt.lowest)             # ints: lowest is not -max
     if over.any():
         if rule == "raise":
             i = int(torch.nonzero(over.flatten())[0])
@@ -205,7 +206,7 @@ def _round_torch(t, fmt: Format, rule: Overflow):
         elif rule == "nan":
             r = torch.where(over, torch.full_like(r, float("nan")), r)
         else:
-            r = torch.where(over, torch.where(r > 0, fmt.max, fmt.lowest).to(r.dtype), r)
+            r = r.clamp(fmt.lowest, fmt.max)   # scalars stay float64 (a float32 max would round)
     return r.to(out_dtype)
 
 

@@ -89,6 +89,10 @@ def test_known_values_from_first_principles():
     b = numfmt.exp_bounds("int8")
     assert (b.max_arg, b.min_arg, b.min_normal_arg) == (4.0, 0.0, 0.0)
     assert numfmt.exp_bounds("uint8").max_arg == 5.0  # exp(5) = 148.4 <= 255
+    # wider integers, from math.exp: the largest integer k whose exp rounds into the range
+    for name, top in (("int16", 32767), ("uint16", 65535), ("int32", 2**31 - 1)):
+        k = max(k for k in range(60) if round(math.exp(k)) <= top)
+        assert numfmt.exp_bounds(name).max_arg == k, name
     # fp32 and fp64 against the classic constants
     assert numfmt.exp_bounds("fp64").max_arg == float(np.nextafter(709.782712893384, 0)) or \
         numfmt.exp_bounds("fp64").max_arg == 709.782712893384

@@ -73,11 +73,18 @@ def test_float_limits_match_library_finfo(f):
     assert seen >= 1
 
 
-@pytest.mark.parametrize("name", ["int8", "uint8"])
+@pytest.mark.parametrize("name", [f.name for f in numfmt.formats() if not f.is_float])
 def test_int_limits_match_iinfo(name):
     f = numfmt.get(name)
     for info in (np.iinfo(f.numpy_dtype), torch.iinfo(f.torch_dtype)):
         assert (f.lowest, f.max, f.bits) == (info.min, info.max, info.bits)
+    assert not f.has_inf and not f.has_nan          # integers saturate or raise instead
+    assert numfmt.get(f.torch_dtype) is f and numfmt.get(np.dtype(f.numpy_dtype)) is f
+
+
+def test_an_integer_format_with_infinity_is_refused():
+    with pytest.raises(ValueError, match="no infinity or NaN"):
+        numfmt.Format("int4", "int", 4)
 
 
 @pytest.mark.parametrize("f", SMALL, ids=str)

@@ -253,3 +253,47 @@ def test_shapes_empty_scalar_and_non_contiguous_tensors(name):
     assert numfmt.round_to(torch.empty(0, 4), name).shape == (0, 4)
     s = numfmt.round_to(torch.tensor(1.0009765625 + 2**-12), name)
     assert s.shape == () and s.item() == numfmt.round_to(1.0009765625 + 2**-12, name)
+
+
+INT_FORMATS = [f for f in numfmt.formats() if not f.is_float]
+
+
+@pytest.mark.parametrize("f", INT_FORMATS, ids=str)
+def test_int_formats_round_half_even_and_saturate_to_their_own_range(f):
+    """Independent reference: Python's round (half to even), clamped to [lowest, max]."""
+    lo, hi = int(f.lowest), int(f.max)
+    xs = [lo - 1e6, lo - 1.5, lo - 0.5, lo - 0.4, lo, lo + 0.5, -2.5, -0.5, -0.4, 0.0, 0.5,
+          1.5, 2.5, hi - 0.5, hi, hi + 0.4, hi + 0.5, hi + 1e6]
+    want = [min(hi, max(lo, round(v))) for v in xs]
+    a = np.array(xs)
+    got_np = numfmt.round_to(a, f)
+    got_t = numfmt.round_to(torch.tensor(xs, dtype=torch.float64), f)
+    assert got_np.tolist() == want and got_t.tolist() == want
+    assert not np.signbit(got_np[np.array(want) == 0]).any()          # no -0.0 for integers
+    inside = [v for v, w in zip(xs, want) if lo - 0.5 <= v <= hi + 0.5 and w == round(v)]
+    assert numfmt.round_to(np.array(inside), f, overflow="raise").tolist() == \
+        [round(v) for v in inside]
+    for v in (lo - 0.6, hi + 0.6):
+        with pytest.raises(OverflowError, match=f.name):
+            numfmt.round_to(np.array([v]), f, overflow="raise")
+        with pytest.raises(OverflowError, match=f.name):
+            numfmt.round_to(torch.tensor([v], dtype=torch.float64), f, overflow="raise")
+
+
+@pytest.mark.parametrize("rule", ["inf", "nan", "saturate", "raise"])
+@pytest.mark.parametrize("name", ["fp64", "fp32", "fp16"])
+def test_overflow_rules_see_infinite_inputs_in_every_container(name, rule):
+    """+-inf in the input meets the rule whatever the input's dtype (float64 input to fp64
+    included), the numpy and torch paths alike."""
+    f = numfmt.get(name)
+    xs = [np.inf, -np.inf, 1.0]
+    want = {"inf": [np.inf, -np.inf, 1.0], "nan": [np.nan, np.nan, 1.0],
+            "saturate": [f.max, -f.max, 1.0]}.get(rule)
+    for x in (np.array(xs), np.array(xs, dtype=np.float32), torch.tensor(xs, dtype=torch.float64),
+              torch.tensor(xs, dtype=torch.float32)):
+        if want is None:
+            with pytest.raises(OverflowError):
+                numfmt.round_to(x, f, overflow=rule)
+        else:
+            got = np.asarray(numfmt.round_to(x, f, overflow=rule), dtype=np.float64)
+            np.testing.assert_array_equal(got, want)
