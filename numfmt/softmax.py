@@ -83,7 +83,8 @@ def _softmax_safety(fmt: Format, n: int) -> SoftmaxSafety:
     total = _sum_in_format(Fraction(1), n, fmt)  # the sum when every logit equals the max
     if total is None:  # even the max-subtracted sum of n ones overflows the format
         return SoftmaxSafety(format=fmt, n=n, naive_max_logit=float(naive),
-                             stable_zero_spread=-b.min_arg, stable_prob_zero_spread=float("nan"))
+                             stable_zero_spread=0.0 - b.min_arg,  # 0.0 - 0.0 is 0.0; -(0.0) is -0.0
+                             stable_prob_zero_spread=float("nan"))
 
     # The smallest exp result g whose probability g/total rounds to nonzero; exp(d) rounds to
     # at least g exactly when exp(d) passes the midpoint below g.
@@ -96,7 +97,7 @@ def _softmax_safety(fmt: Format, n: int) -> SoftmaxSafety:
     # d > 0 means even a spread of 0 gives a zero probability (integers: 1 // n == 0).
     prob_spread = float(-d) if d <= 0 else float("nan")
     return SoftmaxSafety(format=fmt, n=n, naive_max_logit=float(naive),
-                         stable_zero_spread=-b.min_arg, stable_prob_zero_spread=prob_spread)
+                         stable_zero_spread=0.0 - b.min_arg, stable_prob_zero_spread=prob_spread)
 
 
 def softmax_safety(fmt: Any, n: int = 10) -> SoftmaxSafety:
