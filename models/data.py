@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import struct
 import zlib
@@ -132,7 +133,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     dims = struct.unpack(f">{ndim}I", data[4:header])
     dtype = np.dtype({0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
                       0x0E: ">f8"}[type_code])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize       # Python ints: np.prod could wrap
     have = len(data) - header
     if have < expected:
         raise _fail(p, f"truncated: header promises {' x '.join(map(str, dims))} "
@@ -217,6 +218,9 @@ def _load_cached(keys: tuple[tuple[str, int, int], ...], train_count: int,
     trl = read_labels(paths[1], train_count)
     tei = read_images(paths[2], test_count)
     tel = read_labels(paths[3], test_count)
+    for images, labels, path in ((tri, trl, paths[1]), (tei, tel, paths[3])):
+        if images.shape[0] != labels.shape[0]:
+            raise _fail(path, f"has {labels.shape[0]} labels for {images.shape[0]} images")
     return tri, trl, tei, tel
 
 

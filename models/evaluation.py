@@ -23,8 +23,9 @@ The model of computation for a float format F (``fp64`` ... ``fp4_e2m1fn``):
 
 For the int8 encodings (`ENCODINGS`), weights and inputs are encoded with `quant`:
 ``scaled_int8_per_tensor`` (W: symmetric int8, one min-max scale), ``scaled_int8_per_channel``
-(W: one scale per class row), both with the inputs as asymmetric uint8 per tensor (min-max
-scale 1/255 and zero point 0 for pixels, so pixel codes are exact, as in int8 pipelines);
+(W: one scale per class row), both with the inputs as asymmetric uint8 per tensor over the
+static range [0, 1] (scale 1/255 and zero point 0: pixel codes are exact, as in int8 pipelines,
+and no image's codes depend on the rest of its batch);
 ``log_int8`` (W and the inputs log-encoded, `quant.LogInt8`, 3 fractional bits). The bias
 stays FP32. Logits are the decoded values' products accumulated exactly (float64, as an int32
 accumulator times the scales would be), rounded to FP32; the softmax is FP32.
@@ -228,13 +229,21 @@ def _encode_weight(name: str, w: torch.Tensor) -> Any:
 
 
 def _encode_inputs(name: str, x: torch.Tensor) -> Any:
+    """Inputs quantized statically over [0, 1] (pixel features), widened to the batch's own
+    range only for data outside it, so an image's codes never depend on its batch mates."""
     import quant
 
+    lo = min(0.0, float(x.min())) if x.numel() else 0.0
+    hi = max(1.0, float(x.max())) if x.numel() else 1.0
     if name == "log_int8":
-        return quant.LogInt8.encode(x)
-    # Inputs are non-negative: asymmetric uint8 with a min-max scale, as int8 pipelines quantize
-    # activations. For pixels k/255 that is scale 1/255, zero point 0: the codes are k, exactly.
-    return quant.ScaledInt8.encode(x, zero_point=None, calibration="minmax")
+        anchor = quant.LogInt8.encode(torch.tensor([max(hi, -lo)], dtype=torch.float64))
+        return quant.LogInt8.encode(x, offset=anchor.offset)
+    # Asymmetric uint8 with a min-max scale, as int8 pipelines quantize activations. For pixels
+    # k/255 that is scale 1/255, zero point 0: the codes are k, exactly.
+    anchor = quant.ScaledInt8.encode(torch.tensor([lo, hi], dtype=torch.float64),
+                                     zero_point=None, calibration="minmax")
+    return quant.ScaledInt8.encode(x, scale=float(anchor.scale),
+                                   zero_point=int(anchor.zero_point), dtype=anchor.dtype)
 
 
 def _encoded_outputs(model: SoftmaxRegression, x64: torch.Tensor, name: str) -> FormatOutputs:
@@ -284,6 +293,13 @@ def _integer_only_outputs(model: SoftmaxRegression, images: torch.Tensor) -> For
 def run_in_format(model: SoftmaxRegression, images: torch.Tensor, fmt: Any) -> FormatOutputs:
     """The model's logits and softmax for ``images`` (uint8 pixels or float features) under
     ``fmt``: a float format (anything `numfmt.get` accepts) or one of `ENCODINGS`."""
+    if images.dim() < 2:
+        raise ValueError(f"images must be (N, ...) with N samples, got shape "
+                         f"{tuple(images.shape)}")
+    features = math.prod(images.shape[1:])
+    if features != model.in_features:
+        raise ValueError(f"images of shape {tuple(images.shape)} give {features} features per "
+                         f"sample; the model takes {model.in_features}")
     if fmt == "integer_only":
         return _integer_only_outputs(model, images)
     if isinstance(fmt, str) and fmt in ENCODINGS:

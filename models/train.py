@@ -148,7 +148,8 @@ class TrainConfig:
             positive_int(n)
         if self.num_threads is not None:
             positive_int("num_threads")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+        if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float))
+                                             and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive finite number, not {self.lr!r}")
         if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
                 and self.weight_decay >= 0):

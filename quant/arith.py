@@ -144,7 +144,10 @@ def _out_params(out_scale: object, out_zero_point: object, axis: int | None,
                              f"operand to take the axis from")
         res_axis, channels = axis, shape[axis]
     scale = _param_tensor(out_scale, "out_scale", channels, floating=True)
-    _check_scale(scale)
+    try:
+        _check_scale(scale)
+    except ValueError as err:
+        raise ValueError(f"{op}: out_{err}") from None
     scale = scale.to(torch.float32).to(torch.float64)
     zp = _param_tensor(0 if out_zero_point is None else out_zero_point, "out_zero_point",
                        channels, floating=False)
@@ -167,14 +170,13 @@ def _finish_scaled(wide: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor,
                    axis: int | None, storage: tuple[torch.dtype, int, int],
                    policy: OverflowPolicy, op: str) -> ScaledInt8:
     dtype, qmin, qmax = storage
+    rmin, rmax = storage_range(dtype)[1:] if policy is OverflowPolicy.WRAP else (qmin, qmax)
+    if bool(((zp < rmin) | (zp > rmax)).any()):
+        raise ValueError(f"{op}: result zero point {_fmt(zp)} lies outside the result code "
+                         f"range [{rmin}, {rmax}]; pass an out_zero_point inside it")
     hint = ("pass policy=OverflowPolicy.SATURATE or WRAP, or out_scale= to requantize")
     codes = narrow(wide, qmin, qmax, dtype, policy, op, hint)
-    if policy is OverflowPolicy.WRAP:
-        _, qmin, qmax = storage_range(dtype)
-    if bool(((zp < qmin) | (zp > qmax)).any()):
-        raise ValueError(f"{op}: result zero point {_fmt(zp)} lies outside the result code "
-                         f"range [{qmin}, {qmax}]; pass out_zero_point=")
-    return ScaledInt8._trusted(codes, scale, zp, axis, qmin, qmax)
+    return ScaledInt8._trusted(codes, scale, zp, axis, rmin, rmax)
 
 
 def _zp_view(zp: torch.Tensor, axis: int | None, ndim: int) -> torch.Tensor:
@@ -249,8 +251,9 @@ def _requant_or_keep(wide: torch.Tensor, sa: torch.Tensor, sb: torch.Tensor,
         prod = (sa * sb).reshape(-1) if axis is not None else (sa * sb).reshape(())
         if out_zero_point is None:
             zp = torch.zeros_like(prod, dtype=torch.int64)
-        else:
-            _, zp, _ = _out_params(prod, out_zero_point, axis, wide.shape, op)
+        else:           # the product scale is exact and needs no float32 check: only the zp
+            zp = _param_tensor(out_zero_point, "out_zero_point",
+                               None if axis is None else prod.numel(), floating=False)
         return _finish_scaled(wide + _zp_view(zp, axis, ndim), prod, zp, axis, storage,
                               policy, op)
     so, zo, res_axis = _out_params(out_scale, out_zero_point, axis, wide.shape, op)
@@ -289,8 +292,7 @@ def _matmul_operands(a: ScaledInt8, b: ScaledInt8, op: str
     sb, zb = _param_view(b)
     qa = a.codes.to(torch.int32) - za.to(torch.int32)
     qb = b.codes.to(torch.int32) - zb.to(torch.int32)
-    ra = (a.qmin - int(a.zero_point.max()), a.qmax - int(a.zero_point.min()))
-    rb = (b.qmin - int(b.zero_point.max()), b.qmax - int(b.zero_point.min()))
+    ra, rb = _shifted_range(a), _shifted_range(b)
     out_ndim = a.codes.dim() + b.codes.dim() - 2
     if a.axis is not None:             # per-row scales become the result's axis out_ndim - 1
         axis = out_ndim - 1 if b.codes.dim() == 1 else out_ndim - 2
@@ -327,6 +329,13 @@ def matmul_accumulator_proof(a: ScaledInt8, b: ScaledInt8, acc_bits: int = 32
 
 
 # ---------------------------------------------------------------------------- log domain
+def _shifted_range(e: ScaledInt8) -> tuple[int, int]:
+    """Range of code - zero_point over every channel (the code range alone with no channels)."""
+    if e.zero_point.numel() == 0:
+        return e.qmin, e.qmax
+    return e.qmin - int(e.zero_point.max()), e.qmax - int(e.zero_point.min())
+
+
 def _log_parts(e: LogInt8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(sign in {-1, 0, 1}, absolute log code |c| + offset, zero mask) as int64 tensors."""
     c = e.codes.to(torch.int64)
@@ -439,7 +448,11 @@ def _log_matmul(a: LogInt8, b: LogInt8, out_offset: object, policy: OverflowPoli
     sa, la, za = _log_parts(a)
     sb, lb, zb = _log_parts(b)
     # Products as (..., M, K, N) triples: exact code additions.
-    b_col = (lambda t: t.reshape(k, -1)) if b.codes.dim() == 2 else (lambda t: t.reshape(k, 1))
+    n_cols = b.codes.shape[1] if b.codes.dim() == 2 else 1
+
+    def b_col(t: torch.Tensor) -> torch.Tensor:     # (K, N); reshape(k, -1) fails for K = 0
+        return t.reshape(k, n_cols)
+
     sign = sa.unsqueeze(-1) * b_col(sb)
     big_l = la.unsqueeze(-1) + b_col(lb)
     zero = za.unsqueeze(-1) | b_col(zb)

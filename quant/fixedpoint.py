@@ -20,6 +20,7 @@ from typing import Literal
 
 import torch
 
+from ._tensors import first_index
 from .policy import QuantOverflowError
 
 __all__ = ["MULTIPLIER_BITS", "quantize_multiplier", "quantize_multipliers", "requantize",
@@ -89,8 +90,10 @@ def _as_int64(x: torch.Tensor | int, name: str) -> torch.Tensor:
 def _round_mul_shift(acc: torch.Tensor, m: torch.Tensor, shift: torch.Tensor,
                      rounding: Rounding, op: str) -> torch.Tensor:
     """Exact `round(acc * m / 2**shift)` for int64 acc, 0 <= m < 2**31, any integer shift."""
-    if bool((acc == -(1 << 63)).any()):
-        raise QuantOverflowError(op, (), -(1 << 63), -_INT64_MAX, _INT64_MAX, 1, acc.numel(),
+    at_min = acc == -(1 << 63)
+    if bool(at_min.any()):
+        raise QuantOverflowError(op, first_index(at_min), -(1 << 63), -_INT64_MAX, _INT64_MAX,
+                                 int(at_min.sum()), acc.numel(),
                                  "an int64 minimum accumulator has no int64 magnitude")
     sign = torch.where(acc < 0, -1, 1)
     mag = acc.abs()
@@ -186,7 +189,8 @@ def requantize(acc: torch.Tensor, multiplier: torch.Tensor | int, shift: torch.T
 
 def rounding_right_shift(x: torch.Tensor, shift: torch.Tensor | int,
                          rounding: Rounding = "half_away") -> torch.Tensor:
-    """Exact `round(x / 2**shift)` of an integer tensor as int64 (`shift` >= 0, any size).
+    """Exact `round(x / 2**shift)` of an integer tensor as int64 (`shift` >= 0, |x| < 2**62;
+    beyond that `QuantOverflowError`, as for `requantize`).
 
     The integer-only division by a power of two used between fixed-point stages; rounding as in
     `requantize`.

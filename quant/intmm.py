@@ -30,6 +30,7 @@ def _check_int(t: torch.Tensor, what: str) -> None:
         raise TypeError(f"{what} must be an integer tensor, got {t.dtype}")
 
 
+_INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 _FP32_EXACT = 1 << 24          # every integer of magnitude <= 2**24 is a float32 value
 _BYTE_MAGNITUDE = 256          # 8 significant bits: exact in bfloat16 and TF32 as well
 _MIN_FP32_BLOCK = 64           # below this, many small GEMMs lose to one int32 matmul
@@ -57,7 +58,7 @@ def int_matmul(a: torch.Tensor, b: torch.Tensor, a_range: tuple[int, int],
     Returns an int32 tensor when int32 is proven safe for K terms, else int64 (sums of blocks
     that are each exact; raises OverflowError if even int64 cannot hold the bound). 8-bit
     operands on the CPU run as exact float32 GEMM blocks (module docstring), others as int32
-    matmuls.
+    matmuls, and as int64 ones where an operand or a single product leaves int32.
     """
     _check_int(a, "a")
     _check_int(b, "b")
@@ -86,12 +87,15 @@ def int_matmul(a: torch.Tensor, b: torch.Tensor, a_range: tuple[int, int],
             part = torch.matmul(af[..., s:s + fp32_block], bf[s:s + fp32_block]).to(out_dtype)
             acc = part if acc is None else acc.add_(part)
         return acc, proof
+    operands_int32 = all(_INT32_MIN <= v <= _INT32_MAX for v in (*a_range, *b_range))
+    if not operands_int32 or proof.max_k == 0:
+        # an operand or a single product leaves int32: int64 throughout (slow, but proven)
+        return torch.matmul(a.to(torch.int64), b.to(torch.int64)), proof
     a32, b32 = a.to(torch.int32), b.to(torch.int32)
     if proof.fits:
         return torch.matmul(a32, b32), proof
-    step = max(1, proof.max_k)
     acc = None
-    for s in range(0, k, step):
-        part = torch.matmul(a32[..., s:s + step], b32[s:s + step]).to(torch.int64)
+    for s in range(0, k, proof.max_k):
+        part = torch.matmul(a32[..., s:s + proof.max_k], b32[s:s + proof.max_k]).to(torch.int64)
         acc = part if acc is None else acc.add_(part)
     return acc, proof

@@ -288,3 +288,22 @@ def test_images_to_float_is_correctly_rounded():
         images_to_float(torch.tensor([[float("nan")]]))
     with pytest.raises(TypeError):
         images_to_float(torch.zeros(2, 3, dtype=torch.int32))
+
+
+def test_header_whose_element_count_wraps_int64_is_refused(tmp_path):
+    """2**21 x 2**21 x 2**22 is 2**64 elements: an int64 product would wrap to 0 bytes."""
+    d = make_dir(tmp_path)
+    p = write(d / "train-images-idx3-ubyte.gz", struct.pack(">HBBIII", 0, 8, 3, 2**21, 2**21,
+                                                            2**22))
+    with pytest.raises(DatasetError) as e:
+        load(d)
+    assert_error(e, p, "truncated")
+
+
+def test_image_and_label_counts_must_match_without_expected_counts(tmp_path):
+    arrays = make_arrays()
+    arrays["train_labels"] = arrays["train_labels"][:7]
+    d = make_dir(tmp_path, arrays)
+    with pytest.raises(DatasetError) as e:
+        fashion_mnist(d, train_count=None, test_count=None)
+    assert_error(e, d / "train-labels-idx1-ubyte.gz", f"7 labels for {N_TRAIN} images")

@@ -214,3 +214,27 @@ def test_integer_only_matches_the_quant_pipeline_and_a_float_reference():
     assert torch.equal(as_float.probs, out.probs)
     with pytest.raises(ValueError, match="float features in \\[0, 1\\]"):
         run_in_format(model, images.float(), "integer_only")
+
+
+@pytest.mark.parametrize("name", ENCODINGS)
+def test_encoded_inputs_do_not_depend_on_the_batch(name):
+    """Static input quantization: one image gives the same logits alone or in a batch, also
+    when its own largest pixel is below 255 (min-max per batch would change its scale)."""
+    g = torch.Generator().manual_seed(3)
+    m = SoftmaxRegression()
+    torch.nn.init.normal_(m.linear.weight, std=0.05, generator=g)
+    x = torch.randint(0, 256, (6, 28, 28), generator=g, dtype=torch.uint8)
+    x[2] = x[2] // 2                                          # this image never reaches 255
+    full = run_in_format(m, x, name).logits
+    for i in range(x.shape[0]):
+        assert torch.equal(run_in_format(m, x[i:i + 1], name).logits[0], full[i]), i
+
+
+def test_wrong_feature_count_is_a_clear_error():
+    m = SoftmaxRegression()
+    with pytest.raises(ValueError, match="700 features per sample; the model takes 784"):
+        run_in_format(m, torch.zeros(5, 700), "fp32")
+    with pytest.raises(ValueError, match=r"\(N, \.\.\.\)"):
+        run_in_format(m, torch.zeros(784), "fp32")
+    with pytest.raises(ValueError, match="lr must be"):
+        TrainConfig(lr=True)

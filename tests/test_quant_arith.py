@@ -308,3 +308,49 @@ def test_int_matmul_stays_exact_under_reduced_fp32_matmul_precision():
             assert torch.equal(got.to(torch.int64), a.long() @ b.long()), precision
     finally:
         torch.set_float32_matmul_precision(old)
+
+
+def test_int_matmul_beyond_int32_operands_and_products_is_exact():
+    """Operands or single products outside int32 go through int64 (were wrapped before)."""
+    r, _ = quant.int_matmul(torch.tensor([[65536]]), torch.tensor([[65536]]), (0, 65536),
+                            (0, 65536))
+    assert int(r) == 65536 * 65536
+    r, _ = quant.int_matmul(torch.tensor([[2**40]]), torch.tensor([[3]]), (0, 2**40), (0, 3))
+    assert int(r) == 3 * 2**40
+    g = torch.Generator().manual_seed(5)
+    a = torch.randint(-2**16, 2**16, (4, 900), generator=g)
+    b = torch.randint(-2**16, 2**16, (900, 3), generator=g)
+    r, _ = quant.int_matmul(a, b, (-2**16, 2**16), (-2**16, 2**16))
+    exact = [[sum(int(x) * int(y) for x, y in zip(row, col)) for col in b.T.tolist()]
+             for row in a.tolist()]
+    assert r.tolist() == exact
+
+
+def test_empty_contractions_and_channels():
+    z = quant.matmul(LogInt8(torch.zeros(2, 0, dtype=torch.int8), 0),
+                     LogInt8(torch.zeros(0, 3, dtype=torch.int8), 0))
+    assert z.codes.shape == (2, 3) and not bool(z.codes.any())
+    z = quant.matmul(LogInt8(torch.zeros(0, dtype=torch.int8), 0),
+                     LogInt8(torch.zeros(0, 3, dtype=torch.int8), 0))
+    assert z.codes.shape == (3,) and not bool(z.codes.any())
+    rows = ScaledInt8(torch.zeros(0, 3, dtype=torch.int8), torch.ones(0), axis=0)
+    z = quant.matmul(rows, ScaledInt8(torch.zeros(3, 2, dtype=torch.int8), 0.5))
+    assert z.codes.shape == (0, 2)
+    cols = ScaledInt8(torch.zeros(3, 0, dtype=torch.int8), torch.ones(0), axis=1)
+    assert quant.matmul(ScaledInt8(torch.zeros(4, 3, dtype=torch.int8), 0.5),
+                        cols).codes.shape == (4, 0)
+
+
+def test_parameter_errors_name_what_is_wrong():
+    from quant.fixedpoint import requantize
+    with pytest.raises(quant.QuantOverflowError, match=r"index \(1,\)"):
+        requantize(torch.tensor([5, -2**63]), 1, 1)
+    x = ScaledInt8(torch.tensor([3, -2], dtype=torch.int8), 2.0**-70)
+    p = quant.mul(x, x, out_zero_point=0)              # exact product scale 2**-140 is fine
+    assert float(p.scale) == 2.0**-140 and p.codes.tolist() == [9, 4]
+    u = ScaledInt8(torch.tensor([250, 250], dtype=torch.uint8), 1.0)
+    with pytest.raises(ValueError, match="zero point 300 lies outside"):
+        quant.add(u, u, out_zero_point=300)
+    for bad, what in ((float("nan"), "out_scale is NaN"), (0.0, "out_scale must be > 0")):
+        with pytest.raises(ValueError, match=what):
+            quant.add(u, u, out_scale=bad)
