@@ -69,6 +69,8 @@ def round_exact(q: Fraction | int, fmt: Format, mode: Mode = "nearest") -> Fract
 def next_up(x: Fraction | float | int, fmt: Format) -> Fraction | None:
     """Smallest format value greater than the format value ``x``; None above the max."""
     x = Fraction(x)
+    if not fmt.is_float:                 # two's complement is not symmetric: no mirroring
+        return x + 1 if x + 1 <= fmt.max_exact else None
     if x >= fmt.max_exact:
         return None
     if x < 0:
@@ -80,6 +82,8 @@ def next_up(x: Fraction | float | int, fmt: Format) -> Fraction | None:
 def next_down(x: Fraction | float | int, fmt: Format) -> Fraction | None:
     """Largest format value less than the format value ``x``; None below the lowest."""
     x = Fraction(x)
+    if not fmt.is_float:
+        return x - 1 if x - 1 >= fmt.lowest_exact else None
     if x <= fmt.lowest_exact:
         return None
     if x <= 0:

@@ -7,6 +7,8 @@ returned in the same container, held in a dtype wide enough to hold every value 
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
@@ -67,7 +69,7 @@ def _np_round_float(a: np.ndarray, fmt: Format) -> np.ndarray:
 
 def _np_apply_overflow(r: np.ndarray, fmt: Format, rule: Overflow, src: np.ndarray) -> np.ndarray:
     """Apply the overflow rule in place to the fresh array ``r`` (rounded from ``src``)."""
-    if not fmt.is_float:
+    if not fmt.has_nan:                                # ints, and FP6/FP4 (no NaN code)
         bad = np.isnan(src)
         if bad.any():
             i = int(np.flatnonzero(bad.ravel())[0])
@@ -93,11 +95,51 @@ def _round_numpy(a: np.ndarray, fmt: Format, rule: Overflow) -> np.ndarray:
     if a.dtype.kind in "bcmMOSUa" or (a.dtype.kind == "V" and not _is_known(a.dtype)):
         raise TypeError(f"cannot round an array of dtype {a.dtype} to {fmt.name}")
     out_dtype = _numpy_container(a.dtype, fmt)
+    beyond = _beyond_float64(a)
     x = a.astype(np.float64)
+    if beyond is not None:
+        x[beyond] = 0.0                 # rounded exactly below, never through float64
     # ufuncs return numpy scalars for 0-d input; keep an array so masks can assign into it
     # (+ 0.0 turns rint's -0.0 into 0: integers have no negative zero)
     r = np.asarray(_np_round_float(x, fmt) if fmt.is_float else np.rint(x) + 0.0)
-    return _np_apply_overflow(r, fmt, rule, x).astype(out_dtype)
+    r = _np_apply_overflow(r, fmt, rule, x)
+    if beyond is not None:
+        for j in np.flatnonzero(beyond):
+            i = np.unravel_index(j, a.shape)
+            v = a[i]
+            q = Fraction(int(v)) if a.dtype.kind in "iu" else Fraction(*v.as_integer_ratio())
+            r[i] = _round_rational(q, fmt, rule)
+    return r.astype(out_dtype)
+
+
+def _beyond_float64(a: np.ndarray) -> np.ndarray | None:
+    """Mask of the elements float64 cannot hold exactly (int64/uint64 beyond 2**53, long
+    double), which must not be rounded twice; None when there are none."""
+    if a.dtype.kind in "iu" and a.dtype.itemsize == 8:
+        mask = (a > 2**53) | (a < -(2**53))
+    elif a.dtype.kind == "f" and a.dtype.itemsize > 8:
+        with np.errstate(over="ignore"):
+            mask = (a != a.astype(np.float64)) & ~np.isnan(a)
+    else:
+        return None
+    return np.asarray(mask) if mask.any() else None
+
+
+def _round_rational(q: Fraction, fmt: Format, rule: Overflow) -> float:
+    """``q`` rounded once, exactly, into ``fmt`` under the overflow rule (for inputs that
+    float64 cannot carry: big integers, long doubles)."""
+    from numfmt.exact import round_exact
+
+    r = round_exact(q, fmt)
+    if fmt.lowest_exact <= r <= fmt.max_exact:
+        return float(r)
+    if rule == "raise":
+        raise OverflowError(f"value {q} overflows {fmt.name} (range {fmt.lowest:g}..{fmt.max:g})")
+    if rule == "inf":
+        return math.inf if r > 0 else -math.inf
+    if rule == "nan":
+        return math.nan
+    return float(fmt.max_exact if r > 0 else fmt.lowest_exact)
 
 
 def _is_known(dtype: np.dtype) -> bool:
@@ -149,10 +191,10 @@ def _tf32_from_fp32(t):
     through (a NaN whose payload sits in the dropped bits would otherwise become inf)."""
     import torch
 
-    src = t.contiguous().view(-1)
+    src = t.detach().contiguous().view(-1)          # a result, not a graph node
     out = torch.empty_like(src)
     bits, obits = src.view(torch.int32), out.view(torch.int32)
-    mask = torch.empty(min(_TF32_CHUNK, src.numel()), dtype=torch.bool)
+    mask = torch.empty(min(_TF32_CHUNK, src.numel()), dtype=torch.bool, device=src.device)
     for i in range(0, src.numel(), _TF32_CHUNK):
         b, o = bits[i:i + _TF32_CHUNK], obits[i:i + _TF32_CHUNK]
         torch.bitwise_right_shift(b, 13, out=o)
@@ -169,18 +211,28 @@ def _round_torch(t, fmt: Format, rule: Overflow):
     if t.dtype == torch.bool or t.is_complex():
         raise TypeError(f"cannot round a tensor of dtype {t.dtype} to {fmt.name}")
     out_dtype = _torch_container(t, fmt)
+    if t.dtype in (torch.int64, torch.uint64) and t.numel() and \
+            bool(((t > 2**53) | (t < -(2**53))).any()):
+        # float64 would round these first: the numpy path rounds them exactly, once
+        r = _round_numpy(t.detach().cpu().numpy(), fmt, rule)
+        return torch.from_numpy(r).to(device=t.device, dtype=out_dtype)
     if fmt.is_float and rule == default_overflow(fmt) and t.dtype == torch.float32:
         if fmt.name in ("fp16", "bf16"):
             # float32 -> fp16/bf16 is a single correctly rounded cast in torch (IEEE overflow).
             return t.to(fmt.torch_dtype).to(torch.float32)
         if fmt.name == "tf32":
             return _tf32_from_fp32(t)
-        if fmt.name in ("fp32", "fp64"):
+        if fmt.name == "fp32":
             return t.clone()
+        if fmt.name == "fp64":
+            return t.detach().to(torch.float64)        # float32 does not hold every fp64 value
     if fmt.name == "fp64" and t.dtype == torch.float64 and rule == default_overflow(fmt):
         return t.clone()
     # General path: exact float64 arithmetic, same algorithm as numpy's.
     x = t.detach().to(torch.float64)
+    if fmt.is_float and not fmt.has_nan and bool(torch.isnan(x).any()):
+        i = int(torch.nonzero(torch.isnan(x).flatten())[0])
+        raise ValueError(f"NaN at flat index {i} has no {fmt.name} value")
     if fmt.is_float:
         if fmt.name == "fp32":
             r = x.to(torch.float32).to(torch.float64)  # float64 -> float32 is correctly rounded
@@ -243,18 +295,23 @@ def round_to(x: Any, fmt: Any, *, overflow: Overflow | None = None) -> Any:
         return r[()]
     if isinstance(x, bool):
         raise TypeError("cannot round a bool")
-    if isinstance(x, int) and abs(x) > 2**53:
-        from numfmt.exact import round_exact  # exact: float(x) would round a big int first
-
-        r = _np_apply_overflow(np.asarray(float(round_exact(x, f))), f, rule, np.asarray(float(x)))
-        return float(r[()])
+    if isinstance(x, int) and abs(x) > 2**53:       # float(x) would round a big int first
+        return _round_rational(Fraction(x), f, rule)
     if isinstance(x, (int, float)):
         return float(_round_numpy(np.asarray(float(x), dtype=np.float64), f, rule)[()])
     if isinstance(x, (list, tuple)):
         try:
-            arr = np.asarray(x, dtype=np.float64)
+            arr = np.asarray(x)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"cannot round {type(x).__name__} of non-numbers: {exc}") from None
-        return _round_numpy(arr, f, rule)
+        if arr.dtype == object and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                       for v in arr.ravel()):   # ints beyond int64
+            flat = [round_to(v, f, overflow=rule) for v in arr.ravel()]
+            return np.array(flat, dtype=np.float64).reshape(arr.shape)
+        if arr.dtype.kind not in "iuf":
+            raise TypeError(f"cannot round {type(x).__name__} of {arr.dtype} values")
+        if _beyond_float64(arr) is not None:
+            return _round_numpy(arr, f, rule).astype(np.float64)
+        return _round_numpy(arr.astype(np.float64), f, rule)
     raise TypeError(f"round_to takes a float, int, numpy array or torch tensor, "
                     f"not {type(x).__name__}")

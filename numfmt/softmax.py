@@ -5,7 +5,8 @@ own arithmetic would be); the sum is accumulated left to right in the format.
 
 * naive softmax  p_i = exp(z_i) / sum_j exp(z_j): it overflows when exp or the running sum rounds
   past the format's max. The worst case for n classes is every logit at the largest value L, so
-  ``naive_max_logit`` is the largest L for which n copies of exp(L) still sum to a finite value.
+  ``naive_max_logit`` is the largest L for which n copies of exp(L) still sum to a finite value
+  (NaN where no value of the format is safe, e.g. uint8 with n = 256: n ones already overflow).
 * max-subtracted softmax  p_i = exp(z_i - m) / sum_j exp(z_j - m): it never overflows (every
   exp(.) <= 1), but a logit far below the max gives exactly 0. ``stable_zero_spread`` is the
   spread m - z_i past which exp(z_i - m) rounds to 0 (= -min_arg of `exp_bounds`), and
@@ -78,11 +79,14 @@ def _walk(start: Fraction, ok, fmt: Format) -> Fraction:
 def _softmax_safety(fmt: Format, n: int) -> SoftmaxSafety:
     b = exp_bounds(fmt)
     guess = min(Fraction(b.max_arg), _log_fraction(b.overflow_limit / n))
-    naive = _walk(round_exact(guess, fmt, "floor"), lambda x: _naive_ok(x, n, fmt), fmt)
+    start = max(round_exact(guess, fmt, "floor"), fmt.lowest_exact)   # a value of the format
+    naive = _walk(start, lambda x: _naive_ok(x, n, fmt), fmt)
+    # No logit at all is safe (e.g. uint8 with n = 256: n ones already overflow): NaN.
+    naive_max = float(naive) if _naive_ok(naive, n, fmt) else float("nan")
 
     total = _sum_in_format(Fraction(1), n, fmt)  # the sum when every logit equals the max
     if total is None:  # even the max-subtracted sum of n ones overflows the format
-        return SoftmaxSafety(format=fmt, n=n, naive_max_logit=float(naive),
+        return SoftmaxSafety(format=fmt, n=n, naive_max_logit=naive_max,
                              stable_zero_spread=0.0 - b.min_arg,  # 0.0 - 0.0 is 0.0; -(0.0) is -0.0
                              stable_prob_zero_spread=float("nan"))
 
@@ -96,7 +100,7 @@ def _softmax_safety(fmt: Format, n: int) -> SoftmaxSafety:
     d = _smallest_arg_above(fmt, mid)
     # d > 0 means even a spread of 0 gives a zero probability (integers: 1 // n == 0).
     prob_spread = float(-d) if d <= 0 else float("nan")
-    return SoftmaxSafety(format=fmt, n=n, naive_max_logit=float(naive),
+    return SoftmaxSafety(format=fmt, n=n, naive_max_logit=naive_max,
                          stable_zero_spread=0.0 - b.min_arg, stable_prob_zero_spread=prob_spread)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import ml_dtypes
@@ -297,3 +298,81 @@ def test_overflow_rules_see_infinite_inputs_in_every_container(name, rule):
         else:
             got = np.asarray(numfmt.round_to(x, f, overflow=rule), dtype=np.float64)
             np.testing.assert_array_equal(got, want)
+
+
+def _rne_int(v: int, p: int) -> int:
+    """Independent reference: an integer rounded to p significant bits, ties to even."""
+    s, v = (-1 if v < 0 else 1), abs(v)
+    e = v.bit_length() - p
+    if e <= 0:
+        return s * v
+    q, r = divmod(v, 1 << e)
+    half = 1 << (e - 1)
+    if r > half or (r == half and q % 2):
+        q += 1
+    return s * (q << e)
+
+
+@pytest.mark.parametrize("name,p", [("fp32", 24), ("bf16", 8), ("fp16", 11), ("fp64", 53)])
+def test_integers_beyond_float64_round_once(name, p):
+    """int64/uint64 arrays and tensors, lists and Python ints above 2**53 are not rounded to
+    float64 first (that would round twice: 2**62 + 2**38 + 1 became 2**62 in fp32)."""
+    vals = [2**62 + 2**38 + 1, -(2**62 + 2**54 + 1), 2**53 + 1, 2**62 + 2**39, 2**62 + 2**38,
+            2**63 - 1]
+    if name == "fp16":
+        vals = [v for v in vals if abs(v) < 65504]        # all overflow fp16: checked below
+    want = [float(_rne_int(v, p)) for v in vals]
+    assert numfmt.round_to(np.array(vals, dtype=np.int64), name).tolist() == want
+    assert numfmt.round_to(torch.tensor(vals, dtype=torch.int64), name).tolist() == want
+    assert numfmt.round_to(vals, name).tolist() == want
+    assert [numfmt.round_to(v, name) for v in vals] == want
+    u = [2**63 + 2**39 + 1, 2**64 - 1]
+    if name != "fp16":
+        assert numfmt.round_to(np.array(u, dtype=np.uint64), name).tolist() == \
+            [float(_rne_int(v, p)) for v in u]
+
+
+def test_huge_python_ints_meet_the_overflow_rule():
+    assert numfmt.round_to(2**1024, "int8") == 127
+    assert numfmt.round_to(-(2**2000), "int8") == -128
+    assert numfmt.round_to(2**1024, "bf16", overflow="saturate") == numfmt.get("bf16").max
+    assert numfmt.round_to(2**1024 - 1, "fp64") == math.inf
+    half_ulp_above_max = 2**1024 - 2**970                   # fp64 max + ulp/2: ties away to inf
+    assert numfmt.round_to(half_ulp_above_max, "fp64") == math.inf
+    assert numfmt.round_to(half_ulp_above_max - 1, "fp64") == numfmt.get("fp64").max
+    assert math.isnan(numfmt.round_to(2**1100, "fp16", overflow="nan"))
+    with pytest.raises(OverflowError, match="fp16"):
+        numfmt.round_to(2**2000, "fp16", overflow="raise")
+    assert numfmt.round_to([2**2000, 1.5], "fp16").tolist() == [math.inf, 1.5]
+
+
+def test_long_double_rounds_once():
+    x = np.longdouble(1) + np.longdouble(2) ** -24 + np.longdouble(2) ** -60
+    if x == np.longdouble(1) + np.longdouble(2) ** -24:
+        pytest.skip("long double is float64 on this platform")
+    assert numfmt.round_to(np.array([x]), "fp32")[0] == 1 + 2**-23
+
+
+def test_nan_has_no_value_in_formats_without_nan():
+    for name in ("fp6_e3m2fn", "fp6_e2m3fn", "fp4_e2m1fn", "int8"):
+        for x in (np.array([1.0, np.nan]), torch.tensor([1.0, float("nan")])):
+            with pytest.raises(ValueError, match=f"index 1 has no {name} value"):
+                numfmt.round_to(x, name)
+    assert math.isnan(numfmt.round_to(float("nan"), "fp8_e4m3fn"))     # it has a NaN code
+
+
+def test_tf32_fast_path_takes_parameters_and_other_devices():
+    p = torch.nn.Parameter(torch.tensor([1.0, 1.0 + 2**-11, 3.0]))
+    r = numfmt.round_to(p, "tf32")
+    assert not r.requires_grad and r.tolist() == [1.0, 1.0, 3.0]   # 1 + 2**-11 ties to even
+    assert numfmt.round_to(torch.ones(4, device="meta"), "tf32").device.type == "meta"
+    assert numfmt.round_to(torch.ones(3), "fp64").dtype == torch.float64
+
+
+def test_neighbours_of_twos_complement_ends():
+    from numfmt.exact import next_down, next_up
+    for name in ("int8", "int16", "int32"):
+        f = numfmt.get(name)
+        lo, hi = int(f.lowest), int(f.max)
+        assert next_down(lo + 1, f) == lo and next_down(lo, f) is None
+        assert next_up(hi - 1, f) == hi and next_up(hi, f) is None and next_up(lo, f) == lo + 1

@@ -117,3 +117,10 @@ def test_fp32_audit_inputs_cover_the_bounds():
     for bound in (b.max_arg, b.min_arg, b.min_normal_arg):
         assert bound in x
         assert float(np.nextafter(np.float32(bound), np.float32(np.inf))) in x
+
+
+def test_no_safe_logit_is_nan_not_a_value_outside_the_format():
+    """uint8 with 256 classes: 256 copies of exp(0) = 1 already overflow 255."""
+    assert math.isnan(numfmt.softmax_safety("uint8", 256).naive_max_logit)
+    assert math.isnan(numfmt.softmax_safety("uint16", 65536).naive_max_logit)
+    assert numfmt.softmax_safety("uint8", 255).naive_max_logit == 0.0     # 255 ones fit
