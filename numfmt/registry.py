@@ -9,6 +9,7 @@ import numpy as np
 from numfmt.format import Format
 
 _INT = {"has_inf": False, "nan": "none"}    # integers hold neither: they saturate or raise
+# No aliases that numpy's type codes read differently ('i8' is int64 there, 'f16' float128).
 
 _FORMATS: tuple[Format, ...] = (
     Format("fp64", "float", 64, 11, 52, description="IEEE 754 binary64 (double)",
@@ -24,7 +25,7 @@ _FORMATS: tuple[Format, ...] = (
            aliases=("bfloat16", "brain_float16"),
            torch_dtype_name="bfloat16", numpy_dtype_name="ml_dtypes.bfloat16"),
     Format("fp16", "float", 16, 5, 10, description="IEEE 754 binary16 (half)",
-           aliases=("float16", "half", "f16", "binary16"),
+           aliases=("float16", "half", "binary16"),
            torch_dtype_name="float16", numpy_dtype_name="float16"),
     Format("fp8_e4m3fn", "float", 8, 4, 3, has_inf=False, nan="max_code",
            description="OCP FP8 E4M3FN: no inf, one NaN code per sign, max 448",
@@ -43,10 +44,10 @@ _FORMATS: tuple[Format, ...] = (
            description="OCP MX FP4 E2M1: no inf, no NaN, values up to 6",
            aliases=("e2m1fn", "fp4", "float4_e2m1fn"), numpy_dtype_name="ml_dtypes.float4_e2m1fn"),
     Format("int8", "int", 8, **_INT, description="two's-complement 8-bit integer, -128..127",
-           aliases=("i8", "qint8"), torch_dtype_name="int8", numpy_dtype_name="int8"),
+           aliases=("qint8",), torch_dtype_name="int8", numpy_dtype_name="int8"),
     Format("uint8", "int", 8, **_INT, signed=False,
            description="unsigned 8-bit integer, 0..255",
-           aliases=("u8", "quint8"), torch_dtype_name="uint8", numpy_dtype_name="uint8"),
+           aliases=("quint8",), torch_dtype_name="uint8", numpy_dtype_name="uint8"),
     Format("int16", "int", 16, **_INT,
            description="two's-complement 16-bit integer, -32768..32767",
            aliases=("i16", "short"), torch_dtype_name="int16", numpy_dtype_name="int16"),

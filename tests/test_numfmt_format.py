@@ -130,3 +130,10 @@ def test_dynamic_range_db():
     f = numfmt.get("fp16")
     assert f.dynamic_range_db == pytest.approx(20 * np.log10(65504 / 2.0**-24))
     assert numfmt.get("int8").dynamic_range_db == pytest.approx(20 * np.log10(127))
+
+
+@pytest.mark.parametrize("spec", ["i8", "u8", "f16"])
+def test_numpy_type_codes_are_not_read_as_other_formats(spec):
+    """numpy reads 'i8' as int64, 'u8' as uint64 and 'f16' as float128: refuse, never guess."""
+    with pytest.raises(ValueError, match="unknown number format"):
+        numfmt.get(spec)
