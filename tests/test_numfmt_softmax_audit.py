@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -124,3 +125,27 @@ def test_no_safe_logit_is_nan_not_a_value_outside_the_format():
     assert math.isnan(numfmt.softmax_safety("uint8", 256).naive_max_logit)
     assert math.isnan(numfmt.softmax_safety("uint16", 65536).naive_max_logit)
     assert numfmt.softmax_safety("uint8", 255).naive_max_logit == 0.0     # 255 ones fit
+
+
+@pytest.mark.parametrize("name", ["fp16", "bf16", "fp8_e4m3fn", "fp8_e5m2", "fp4_e2m1fn", "int8",
+                                  "uint16", "tf32"])
+def test_batched_running_sum_equals_the_step_by_step_one(name):
+    """softmax_safety's running sum takes many steps at once; a plain loop of rounded
+    additions (independent reference) must give the same sum or the same overflow."""
+    from numfmt.exact import round_exact
+    from numfmt.softmax import _sum_in_format
+    f = numfmt.get(name)
+
+    def step_by_step(v, n):
+        s = Fraction(0)
+        for _ in range(n):
+            s = round_exact(s + v, f)
+            if s > f.max_exact:
+                return None
+        return s
+
+    vals = [Fraction(v) for v in (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 3.0, 0.1, 7.0, 100.0)]
+    vals = [round_exact(v, f) for v in vals]
+    for v in vals:
+        for n in (1, 2, 5, 17, 300, 2500):
+            assert _sum_in_format(v, n, f) == step_by_step(v, n), (v, n)
