@@ -51,7 +51,7 @@ import torch
 
 from .accumulator import AccumulatorProof, accumulator_bound
 from .fixedpoint import quantize_multiplier, requantize
-from .intmm import int_matmul
+from .intmm import contraction_size, int_matmul
 from .logdomain import CODE_MAX, LogInt8, check_offset, gaussian_log_table, offset_limits
 from .policy import OverflowPolicy, QuantOverflowError, as_policy, narrow
 from .scaled import ScaledInt8, _check_scale, _param_tensor, storage_range
@@ -268,14 +268,7 @@ def _requant_or_keep(wide: torch.Tensor, sa: torch.Tensor, sb: torch.Tensor,
 def _matmul_operands(a: ScaledInt8, b: ScaledInt8, op: str
                      ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int], tuple[int, int],
                                 torch.Tensor, torch.Tensor, int | None]:
-    if a.codes.dim() == 0 or b.codes.dim() not in (1, 2):
-        raise ValueError(f"{op}: a must be (..., M, K) or (K,) and b (K, N) or (K,); got "
-                         f"{tuple(a.codes.shape)} and {tuple(b.codes.shape)}")
-    k = a.codes.shape[-1]
-    if b.codes.shape[0] != k:
-        raise ValueError(f"{op}: contraction sizes differ: a has K={k}, b has "
-                         f"K={b.codes.shape[0]} (shapes {tuple(a.codes.shape)} and "
-                         f"{tuple(b.codes.shape)})")
+    contraction_size(a.codes.shape, b.codes.shape, op)
     if a.axis is not None and a.axis == a.codes.dim() - 1:
         raise ValueError(f"{op}: a is per-channel along its contraction axis; the sum would mix "
                          f"scales")
@@ -437,13 +430,7 @@ def _log_muldiv(a: LogInt8, b: LogInt8, divide: bool, out_offset: object,
 def _log_matmul(a: LogInt8, b: LogInt8, out_offset: object, policy: OverflowPolicy,
                 op: str) -> LogInt8:
     _check_log_pair(a, b, policy, op)
-    if a.codes.dim() == 0 or b.codes.dim() not in (1, 2):
-        raise ValueError(f"{op}: a must be (..., M, K) or (K,) and b (K, N) or (K,); got "
-                         f"{tuple(a.codes.shape)} and {tuple(b.codes.shape)}")
-    k = a.codes.shape[-1]
-    if b.codes.shape[0] != k:
-        raise ValueError(f"{op}: contraction sizes differ: a has K={k}, b has "
-                         f"K={b.codes.shape[0]}")
+    k = contraction_size(a.codes.shape, b.codes.shape, op)
     f = a.frac_bits
     sa, la, za = _log_parts(a)
     sb, lb, zb = _log_parts(b)

@@ -196,8 +196,7 @@ class IntegerSoftmaxRegression:
         if x.shape[0] == 0:
             return torch.zeros((0, self.num_classes), dtype=self.softmax.out_dtype)
         if native.available() and self.weight.backend in ("onednn", "int_mm"):
-            carrier = self.weight._onednn(x).contiguous() if self.weight.backend == "onednn" \
-                else self.weight._raw(x).contiguous()
+            carrier = self.weight._carrier(x).contiguous()     # fp32 lanes or int32
             sm = self.softmax
             return native.softmax_head(carrier, self.weight.planes, self._mult_t,
                                        self._offset_t, self._shift_t, sm._table_t,

@@ -147,22 +147,25 @@ class PreparedInt8Weight:
             x, 1.0, 0, self._packed, self._ones, self._zeros, None, 1.0, 0,
             torch.float32, "none", [], "")
 
-    def _raw(self, x: torch.Tensor) -> torch.Tensor:
+    def _carrier(self, x: torch.Tensor) -> torch.Tensor:
+        """The kernel's own output for a checked contiguous x: oneDNN's fp32 lanes (exact
+        integers, the weight planes side by side), `torch._int_mm`'s int32, or int64."""
         if self.backend == "onednn":
-            return self._raw_wide(x).to(torch.int32)
+            return self._onednn(x)
         if self.backend == "int_mm":
             return torch._int_mm(x, self._codes_t)
-        return (x.to(torch.int64) @ self.codes.to(torch.int64).T).to(torch.int32)
+        return x.to(torch.int64) @ self.codes.to(torch.int64).T
+
+    def _raw(self, x: torch.Tensor) -> torch.Tensor:
+        return self._raw_wide(x).to(torch.int32)
 
     def _raw_wide(self, x: torch.Tensor) -> torch.Tensor:
         """The product as int64, for a checked contiguous x (what the integer pipeline uses)."""
-        if self.backend == "onednn":
-            out = self._onednn(x).to(torch.int64)
-            if self.planes == 1:
-                return out
-            m = self.out_features
-            return torch.add(out[:, m:], out[:, :m], alpha=2)  # lo + 2 hi, exact in int64
-        return self._raw(x).to(torch.int64)
+        out = self._carrier(x).to(torch.int64)
+        if self.planes == 1:
+            return out
+        m = self.out_features
+        return torch.add(out[:, m:], out[:, :m], alpha=2)  # lo + 2 hi, exact in int64
 
 
 def _probe(codes: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,19 @@ _BYTE_MAGNITUDE = 256          # 8 significant bits: exact in bfloat16 and TF32 
 _MIN_FP32_BLOCK = 64           # below this, many small GEMMs lose to one int32 matmul
 
 
+def contraction_size(a_shape: tuple[int, ...], b_shape: tuple[int, ...], op: str) -> int:
+    """K of ``a @ b`` for a (..., M, K) or (K,) and b (K, N) or (K,); ValueError naming `op`
+    and both shapes otherwise."""
+    if len(a_shape) == 0 or len(b_shape) not in (1, 2):
+        raise ValueError(f"{op}: a must be (..., M, K) or (K,) and b (K, N) or (K,); got "
+                         f"{tuple(a_shape)} and {tuple(b_shape)}")
+    k = a_shape[-1]
+    if b_shape[0] != k:
+        raise ValueError(f"{op}: contraction sizes differ: a has K={k}, b has K={b_shape[0]} "
+                         f"(shapes {tuple(a_shape)} and {tuple(b_shape)})")
+    return k
+
+
 def _fp32_block(a: torch.Tensor, b: torch.Tensor, a_range: tuple[int, int],
                 b_range: tuple[int, int]) -> int:
     """Terms per exact float32 GEMM block (see the module docstring), or 0: not applicable."""
@@ -62,13 +75,7 @@ def int_matmul(a: torch.Tensor, b: torch.Tensor, a_range: tuple[int, int],
     """
     _check_int(a, "a")
     _check_int(b, "b")
-    if a.dim() == 0 or b.dim() == 0 or b.dim() > 2:
-        raise ValueError(f"int_matmul needs a of shape (..., M, K) or (K,) and b of shape (K, N) "
-                         f"or (K,); got {tuple(a.shape)} and {tuple(b.shape)}")
-    k = a.shape[-1]
-    if b.shape[0] != k:
-        raise ValueError(f"int_matmul: contraction sizes differ: a has K={k}, b has "
-                         f"K={b.shape[0]} (shapes {tuple(a.shape)} and {tuple(b.shape)})")
+    k = contraction_size(a.shape, b.shape, "int_matmul")
     for t, (lo, hi), name in ((a, a_range, "a"), (b, b_range, "b")):
         if t.numel():
             tmin, tmax = (int(v) for v in torch.aminmax(t))
@@ -80,13 +87,8 @@ def int_matmul(a: torch.Tensor, b: torch.Tensor, a_range: tuple[int, int],
         raise OverflowError(f"int_matmul: {accumulator_bound(a_range, b_range, k, 64).reason}")
     fp32_block = _fp32_block(a, b, a_range, b_range)
     if fp32_block:
-        out_dtype = torch.int32 if proof.fits else torch.int64
-        af, bf = a.to(torch.float32), b.to(torch.float32)
-        acc = None
-        for s in range(0, max(k, 1), fp32_block):
-            part = torch.matmul(af[..., s:s + fp32_block], bf[s:s + fp32_block]).to(out_dtype)
-            acc = part if acc is None else acc.add_(part)
-        return acc, proof
+        return _block_sum(a.to(torch.float32), b.to(torch.float32), fp32_block,
+                          torch.int32 if proof.fits else torch.int64), proof
     operands_int32 = all(_INT32_MIN <= v <= _INT32_MAX for v in (*a_range, *b_range))
     if not operands_int32 or proof.max_k == 0:
         # an operand or a single product leaves int32: int64 throughout (slow, but proven)
@@ -94,8 +96,16 @@ def int_matmul(a: torch.Tensor, b: torch.Tensor, a_range: tuple[int, int],
     a32, b32 = a.to(torch.int32), b.to(torch.int32)
     if proof.fits:
         return torch.matmul(a32, b32), proof
+    return _block_sum(a32, b32, proof.max_k, torch.int64), proof
+
+
+def _block_sum(a: torch.Tensor, b: torch.Tensor, step: int, out_dtype: torch.dtype
+               ) -> torch.Tensor:
+    """sum over blocks of `step` contraction terms of a_blk @ b_blk, each converted to
+    `out_dtype` before the sum (the caller has proven every block exact in a's dtype)."""
+    k = a.shape[-1]
     acc = None
-    for s in range(0, k, proof.max_k):
-        part = torch.matmul(a32[..., s:s + proof.max_k], b32[s:s + proof.max_k]).to(torch.int64)
+    for s in range(0, max(k, 1), step):
+        part = torch.matmul(a[..., s:s + step], b[s:s + step]).to(out_dtype)
         acc = part if acc is None else acc.add_(part)
-    return acc, proof
+    return acc
