@@ -8,6 +8,7 @@
 """
 
 from numfmt.format import Format
+from numfmt.overflow import OverflowPolicy, RangeOverflowError
 from numfmt.registry import formats, get, names
 from numfmt.rounding import Overflow, default_overflow, round_to
 from numfmt.exact import next_down, next_up, round_exact
@@ -17,5 +18,5 @@ from numfmt.softmax import SoftmaxSafety, softmax_safety
 __all__ = [
     "Format", "formats", "get", "names", "round_to", "Overflow", "default_overflow",
     "round_exact", "next_up", "next_down", "ExpBounds", "exp_bounds", "exp_rounded", "compare_exp",
-    "SoftmaxSafety", "softmax_safety",
+    "SoftmaxSafety", "softmax_safety", "OverflowPolicy", "RangeOverflowError",
 ]
