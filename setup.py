@@ -1,4 +1,4 @@
-"""Build step for the one optional C extension (quant._native); metadata lives in pyproject.toml.
+"""Build step for the one optional C extension (quant.native._native); metadata lives in pyproject.toml.
 
 The extension is optional: where no C compiler is available the install still succeeds and
 quant falls back to its pure-torch loops (`quant.native.available()` says which is in use).
@@ -27,14 +27,14 @@ class BuildExtOpenMPOrNot(build_ext):
                 super().build_extension(ext)
                 return
             except (CCompilerError, CompileError, LinkError) as err:     # no OpenMP here
-                print(f"quant._native: building without OpenMP ({err})", file=sys.stderr)
+                print(f"quant.native._native: building without OpenMP ({err})", file=sys.stderr)
                 ext.extra_compile_args = [a for a in ext.extra_compile_args if a not in OPENMP]
                 ext.extra_link_args = [a for a in ext.extra_link_args if a not in OPENMP]
         super().build_extension(ext)
 
 
 setup(
-    ext_modules=[Extension("quant._native", ["quant/_native.c"], optional=True,
+    ext_modules=[Extension("quant.native._native", ["quant/native/_native.c"], optional=True,
                            extra_compile_args=BASE_FLAGS + OPENMP, extra_link_args=OPENMP)],
     cmdclass={"build_ext": BuildExtOpenMPOrNot},
 )

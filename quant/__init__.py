@@ -14,17 +14,17 @@ Encode and decode loops run in a small C extension where pip could build it
 
 from .accumulator import AccumulatorProof, accumulator_bound
 from .arith import add, div, dot, matmul, matmul_accumulator_proof, mul, sub
-from .calibrate import CALIBRATIONS
+from .scaled.calibrate import CALIBRATIONS
 from .fixedpoint import quantize_multiplier, quantize_multipliers, requantize, rounding_right_shift
-from .integer_linear import IntegerSoftmaxRegression, quantize_softmax_regression
-from .integer_matmul import prepare_int8_weight
-from .integer_softmax import IntegerSoftmax, integer_softmax, make_integer_softmax
-from .intmm import int_matmul
+from .integer.linear import IntegerSoftmaxRegression, quantize_softmax_regression
+from .integer.matmul import prepare_int8_weight
+from .integer.softmax import IntegerSoftmax, integer_softmax, make_integer_softmax
+from .exact_matmul import int_matmul
 from . import native
-from .logdomain import GaussianLogTable, LogInt8, exact_log_code, gaussian_log_table
+from .logdomain.encoding import GaussianLogTable, LogInt8, exact_log_code, gaussian_log_table
 from .metrics import dynamic_range_db, max_rel_error, rms_rel_error, sqnr_db
 from .policy import OverflowPolicy, QuantOverflowError, narrow
-from .scaled import ScaledInt8
+from .scaled.encoding import ScaledInt8
 
 __all__ = [
     "ScaledInt8", "LogInt8", "GaussianLogTable", "gaussian_log_table", "exact_log_code",

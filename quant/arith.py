@@ -51,11 +51,11 @@ import torch
 
 from .accumulator import AccumulatorProof, accumulator_bound
 from .fixedpoint import quantize_multiplier, requantize
-from .intmm import contraction_size, int_matmul
-from .logdomain import CODE_MAX, LogInt8, check_offset, gaussian_log_table, offset_limits
+from .exact_matmul import contraction_size, int_matmul
+from .logdomain.encoding import CODE_MAX, LogInt8, check_offset, gaussian_log_table, offset_limits
 from .policy import OverflowPolicy, QuantOverflowError, as_policy, narrow
-from .scaled import ScaledInt8, _check_scale, _param_tensor, storage_range
-from .scaled import _fmt_scale as _fmt
+from .scaled.encoding import ScaledInt8, _check_scale, _param_tensor, storage_range
+from .scaled.encoding import _fmt_scale as _fmt
 
 __all__ = ["add", "sub", "mul", "div", "dot", "matmul", "matmul_accumulator_proof"]
 

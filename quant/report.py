@@ -17,9 +17,9 @@ import mpmath
 import torch
 
 from . import arith, metrics
-from .logdomain import CODE_MAX, LogInt8, gaussian_log_table, rel_error_bound
+from .logdomain.encoding import CODE_MAX, LogInt8, gaussian_log_table, rel_error_bound
 from .policy import OverflowPolicy
-from .scaled import ScaledInt8
+from .scaled.encoding import ScaledInt8
 
 __all__ = ["ENCODINGS", "DISTRIBUTIONS", "Record", "OpResult", "sample", "encode", "compare",
            "op_exactness", "gaussian_log_error", "error_by_magnitude"]

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quant import fixedpoint
-from quant.integer_linear import default_logit_scale, quantize_softmax_regression
-from quant.integer_matmul import onednn_available
+from quant.integer.linear import default_logit_scale, quantize_softmax_regression
+from quant.integer.matmul import onednn_available
 
 
 def _model(m: int, k: int, seed: int, spread: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from quant.accumulator import accumulator_bound
-from quant.integer_matmul import (ONEDNN_SAFE_WEIGHT_MAX, onednn_available, onednn_proofs,
+from quant.integer.matmul import (ONEDNN_SAFE_WEIGHT_MAX, onednn_available, onednn_proofs,
                                   prepare_int8_weight)
 
 needs_onednn = pytest.mark.skipif(not onednn_available(), reason="no oneDNN int8 ops in this torch")

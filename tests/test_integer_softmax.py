@@ -15,7 +15,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from quant.integer_softmax import (IntegerSoftmax, integer_softmax, make_integer_softmax,
+from quant.integer.softmax import (IntegerSoftmax, integer_softmax, make_integer_softmax,
                                    softmax_out_dtype)
 
 OUT_TYPES = ("uint8", "uint16")

@@ -1,4 +1,4 @@
-"""The compiled loops (quant._native) against quant's pure-torch paths and exact references.
+"""The compiled loops (quant.native._native) against quant's pure-torch paths and exact references.
 
 Every comparison runs the same public call twice, once with QUANT_NATIVE=0 (torch path), so
 the two implementations are held to each other bit for bit; the torch paths themselves are
@@ -18,7 +18,7 @@ from quant.logdomain import offset_limits
 
 def test_extension_is_built():
     assert native._native is not None, (
-        "quant._native did not build: pip install needs a C compiler (gcc/clang) and Python "
+        "quant.native._native did not build: pip install needs a C compiler (gcc/clang) and Python "
         "headers; reinstall with `pip install -e .`. quant still works on its slower torch "
         "paths without it.")
     if os.environ.get("QUANT_NATIVE", "1") != "0":        # the whole suite may run without
@@ -30,7 +30,7 @@ def test_describe_names_the_fallback(monkeypatch):
     monkeypatch.setenv("QUANT_NATIVE", "0")
     assert native.describe() == "torch passes (QUANT_NATIVE=0)"
     monkeypatch.setattr(native, "_native", None)
-    assert native.describe() == "torch passes (quant._native is not built)"
+    assert native.describe() == "torch passes (quant.native._native is not built)"
     with pytest.raises(RuntimeError, match="not built"):
         native.log_encode(torch.ones(3), torch.empty(3, dtype=torch.int8), 1.0, 4, 0.0, 1.0, 0)
 
@@ -223,7 +223,7 @@ def test_softmax_head_matches_torch_path(monkeypatch, backend, out_dtype, weight
     """The fused post-matmul loop against the torch ops, on rows that straddle its blocks
     and on inputs that saturate gaps (|logits| large) as well as near-ties."""
     from quant import quantize_softmax_regression
-    from quant.integer_matmul import onednn_available
+    from quant.integer.matmul import onednn_available
     if backend == "onednn" and not onednn_available():
         pytest.skip("this PyTorch has no oneDNN int8 linear op")
     g = torch.Generator().manual_seed(weight_max)

@@ -28,8 +28,8 @@ import torch
 
 import numfmt
 
-from . import metrics, native
-from ._tensors import (as_float_input, as_tensor, block_shape, blocks, channel_view,
+from .. import metrics, native
+from .._tensors import (as_float_input, as_tensor, block_shape, blocks, channel_view,
                        check_finite, normalize_axis)
 from .calibrate import CALIBRATIONS, calibrate
 

@@ -1,4 +1,4 @@
-"""Optional fused C loops (`quant._native`) and the thread split that drives them.
+"""Optional fused C loops (`quant.native._native`) and the thread split that drives them.
 
 The extension is built by ``pip install`` where a C compiler exists; without it every caller
 uses its pure-torch path, which computes the same results (the tests hold both to the same
@@ -50,15 +50,15 @@ def available() -> bool:
 def describe() -> str:
     """One line saying which loops quant runs, and on which threads."""
     if not available():
-        why = "QUANT_NATIVE=0" if _native is not None else "quant._native is not built"
+        why = "QUANT_NATIVE=0" if _native is not None else "quant.native._native is not built"
         return f"torch passes ({why})"
-    return "compiled loops (quant._native) on " + \
+    return "compiled loops (quant.native._native) on " + \
         ("torch's OpenMP threads" if _SHARED_OPENMP else "Python threads")
 
 
 def _require() -> None:
     if _native is None:
-        raise RuntimeError("quant._native is not built (no C compiler at install time?)")
+        raise RuntimeError("quant.native._native is not built (no C compiler at install time?)")
 
 
 @functools.lru_cache(maxsize=8)

@@ -14,7 +14,7 @@
  * softmax_head: the integer softmax-regression pipeline after its matmul (requantization,
  *   row max, table exp, reciprocal; quant/integer_linear.py and quant/integer_softmax.py).
  *
- * The loops release the GIL and run on `nthreads` OpenMP threads. quant/native.py asks for more
+ * The loops release the GIL and run on `nthreads` OpenMP threads. quant/native/__init__.py asks for more
  * than one only when this module's OpenMP runtime is torch's own (the same libgomp, found by
  * soname when torch is imported first), so the work lands on torch's thread team rather than
  * competing with it; otherwise it splits the work over Python threads itself.
@@ -407,8 +407,8 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "quant._native",
-    "Fused native loops behind quant (see quant/native.py).", -1, methods,
+    PyModuleDef_HEAD_INIT, "quant.native._native",
+    "Fused native loops behind quant (see quant/native/__init__.py).", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

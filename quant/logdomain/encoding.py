@@ -40,9 +40,9 @@ import mpmath
 import numpy as np
 import torch
 
-from . import metrics, native
-from ._tensors import as_float_input, as_tensor, check_finite
-from .calibrate import _quantile_rows
+from .. import metrics, native
+from .._tensors import as_float_input, as_tensor, check_finite
+from ..scaled.calibrate import _quantile_rows
 
 __all__ = ["LogInt8", "GaussianLogTable", "gaussian_log_table", "exact_log_code",
            "MAX_FRAC_BITS", "offset_limits", "check_offset"]

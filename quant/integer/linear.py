@@ -1,0 +1,310 @@
+"""An integer-only softmax regression: uint8 pixels -> uint8 class probabilities, no floats.
+
+The data path of `IntegerSoftmaxRegression` (``N`` images of ``K`` uint8 pixels, ``M`` classes):
+
+1. ``acc = x @ w.T + beta``: uint8 pixels times int8 weight codes (per-channel scales) on
+   PyTorch's integer kernels (`quant.integer_matmul`), int32 accumulators, the bias folded in
+   as int32 codes ``beta``. `quant.accumulator_bound` proves, once per weight matrix, that no
+   uint8 input can overflow them, with the bias added (and the kernel's own narrower
+   intermediates, see `quant.integer_matmul`). The weight codes are a per-class symmetric
+   `quant.ScaledInt8` encoding.
+2. ``z = floor((acc * m_j + 2**(k_j-1)) / 2**k_j)``: requantization to one common logit step
+   ``s`` with a per-class fixed-point multiplier ``m_j`` in [2**30, 2**31) and shift ``k_j``
+   from `quant.fixedpoint.quantize_multiplier` (``m_j 2**-k_j`` is ``s_w[j] / s`` to a relative
+   2**-31), rounded to nearest with ties up: one fused multiply-add (the bias rides in its
+   constant) and one shift in int64. It equals `quant.fixedpoint.requantize` (the exact general
+   reference, ~40 tensor ops) except that exact negative ties go up rather than away from 0.
+3. ``q = 127 - min(max(z) - z, 255)`` as int8: the logits relative to the row max, so the top
+   logit of every row is code 127 and the int8 range spans the 255 steps below it (that is
+   where softmax has its resolution; a logit further down saturates at -128).
+4. `IntegerSoftmax` of ``q``: a 256-entry exp table, int64 sum, one integer reciprocal per
+   row, to uint8 (or uint16) probabilities. The pipeline feeds it the gaps ``max - q`` that
+   step 3 already holds.
+
+Steps 2-4 run as one fused loop per row (`quant.native.softmax_head`) where quant's C
+extension is built, in the same int64 operations as the torch ops that run otherwise; the
+tests hold the two to each other bit for bit.
+
+Error budget against the float model (logits ``W (a x + c) + b`` for pixels ``x``, with the
+input map ``a`` = ``input_scale``, ``c`` = ``input_offset`` folded into W and b):
+
+* weights: per-channel symmetric rounding to ``+-weight_max`` codes, ``|dW| <= s_w/2``;
+  bias rounding ``|d b| <= s_w/2``. This is the only model-dependent error (measured by the
+  benchmark, not bounded here).
+* requantization: ``|z - acc * s_w / s| <= 1/2 + |acc * s_w / s| 2**-31`` steps of ``s``.
+* saturation: a logit more than 255 steps below its row max is read as exactly 255 below,
+  which changes no probability by more than ``(n - 1) exp(-255 s)``. The default step
+  ``s = log(4 (n - 1) P) / 255`` (0.0358 for 10 classes, P = 255) makes that a quarter of an
+  output step and keeps `IntegerSoftmax.argmax_safe`.
+* softmax: `IntegerSoftmax.error_bound_steps` (0.5003 output steps for uint8).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .. import native
+from ..accumulator import AccumulatorProof
+from ..fixedpoint import quantize_multipliers
+from .matmul import Backend, PreparedInt8Weight, prepare_int8_weight
+from .softmax import IntegerSoftmax, make_integer_softmax, softmax_out_dtype
+from ..scaled import ScaledInt8
+
+__all__ = ["IntegerSoftmaxRegression", "quantize_softmax_regression", "default_logit_scale",
+           "DEFAULT_WEIGHT_MAX"]
+
+DEFAULT_WEIGHT_MAX = 127  # symmetric narrow int8, as quant.ScaledInt8 encodes by default
+_INT32_MAX = 2 ** 31 - 1
+
+
+def default_logit_scale(n_classes: int, out_dtype: Any = "uint8") -> float:
+    """``log(4 (n - 1) P) / 255``: the int8 logit step at which saturating a logit 255 steps
+    below the row max costs at most a quarter of an output step (P = 255 or 65535)."""
+    _, top = softmax_out_dtype(out_dtype)
+    return math.log(4 * max(n_classes - 1, 1) * top) / 255
+
+
+def _requantize(acc: torch.Tensor, multipliers: torch.Tensor, offsets: torch.Tensor,
+                shifts: torch.Tensor) -> torch.Tensor:
+    """``floor((acc * m + c) / 2**k)`` in int64 for int64 ``acc`` (N, classes), per class.
+
+    With ``c = beta * m + 2**(k-1)`` this is ``(acc + beta) * m / 2**k`` rounded to nearest,
+    ties up (toward +inf): the bias add, the multiply and the rounding in one fused
+    multiply-add and one arithmetic shift. No overflow: ``|acc + beta| < 2**31`` (proven at
+    build) and ``m < 2**31`` keep every intermediate below 2**63.
+    """
+    z = torch.addcmul(offsets, acc, multipliers)
+    z >>= shifts
+    return z
+
+
+@dataclass(frozen=True)
+class IntegerSoftmaxRegression:
+    """uint8 images -> uint8/uint16 class probabilities, integer-only (see the module doc).
+
+    Build with `quantize_softmax_regression`. Fields are the integer model: int8 weight codes
+    (in ``weight``), int32 ``bias_codes``, the per-class fixed-point ``multipliers`` (in
+    [2**30, 2**31)) and ``shifts`` of the requantization (`quant.fixedpoint`), and the
+    ``softmax``. ``weight_scales`` (real logit units per accumulator unit, per class) and
+    ``logit_scale`` document the codes; the data path never uses them.
+    """
+
+    weight: PreparedInt8Weight
+    bias_codes: tuple[int, ...]
+    multipliers: tuple[int, ...]
+    shifts: tuple[int, ...]
+    softmax: IntegerSoftmax
+    weight_scales: tuple[float, ...]
+    weight_max: int
+    _bias_t: torch.Tensor = field(init=False, repr=False, compare=False, hash=False)
+    _mult_t: torch.Tensor = field(init=False, repr=False, compare=False, hash=False)
+    _offset_t: torch.Tensor = field(init=False, repr=False, compare=False, hash=False)
+    _shift_t: torch.Tensor = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not all(1 <= k <= 62 for k in self.shifts):
+            raise ValueError(f"requantization shifts must lie in 1..62, got {self.shifts}")
+        if not all(0 < m < 2**31 for m in self.multipliers):
+            raise ValueError("requantization multipliers must lie in 1..2**31-1")
+        as_t = lambda v: torch.tensor(v, dtype=torch.int64)  # noqa: E731
+        object.__setattr__(self, "_bias_t", as_t(self.bias_codes))
+        object.__setattr__(self, "_mult_t", as_t(self.multipliers))
+        object.__setattr__(self, "_shift_t", as_t(self.shifts))
+        object.__setattr__(self, "_offset_t", as_t([
+            b * m + (1 << (k - 1)) for b, m, k in zip(self.bias_codes, self.multipliers,
+                                                      self.shifts)]))
+
+    # -- description --
+    @property
+    def in_features(self) -> int:
+        return self.weight.in_features
+
+    @property
+    def num_classes(self) -> int:
+        return self.weight.out_features
+
+    @property
+    def backend(self) -> str:
+        """The integer matmul kernel in use ("onednn", "int_mm" or "int64")."""
+        return self.weight.backend
+
+    @property
+    def logit_scale(self) -> float:
+        """Real logit value of one int8 logit step."""
+        return self.softmax.logit_scale
+
+    @property
+    def accumulator_proof(self) -> AccumulatorProof:
+        """The int32 proof for the products before the bias (the bias is checked against
+        its ``lowest``/``highest`` at build time)."""
+        return self.weight.proof
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of the parameters the data path reads: int8 weights, int32 bias, int32
+        multipliers and one-byte shifts (the per-channel scales' integer stand-ins)."""
+        return self.weight.codes.numel() + 4 * len(self.bias_codes) + 4 * len(self.multipliers) \
+            + len(self.shifts)
+
+    @property
+    def table_bytes(self) -> int:
+        """Bytes of the softmax's exp table (a constant of the logit step, not learned)."""
+        return 4 * len(self.softmax.table)
+
+    # -- data path --
+    def _gaps(self, x: torch.Tensor) -> torch.Tensor:
+        z = _requantize(self.weight._raw_wide(x), self._mult_t, self._offset_t, self._shift_t)
+        gaps = z.amax(1, keepdim=True) - z
+        return gaps.clamp_(max=255)
+
+    def _checked(self, x: Any) -> torch.Tensor:
+        x = self.weight.check_input(x if not isinstance(x, torch.Tensor) or x.dim() != 3
+                                    else x.reshape(x.shape[0], -1))
+        return x.contiguous()
+
+    def accumulators(self, x: torch.Tensor) -> torch.Tensor:
+        """int32 (N, classes): ``x @ w.T + bias_codes``, exact. ``x``: uint8 (N, K) or
+        (N, H, W) with H*W = K."""
+        x = self._checked(x)
+        return (self.weight.matmul(x).to(torch.int64) + self._bias_t).to(torch.int32)
+
+    def logits_fixed(self, x: torch.Tensor) -> torch.Tensor:
+        """int64 (N, classes): `accumulators` requantized to one common step, ``logit_scale``:
+        ``floor(acc * m / 2**shift + 1/2)`` (nearest, ties up), before the row max is
+        subtracted."""
+        x = self._checked(x)
+        return _requantize(self.weight.matmul(x).to(torch.int64), self._mult_t, self._offset_t,
+                           self._shift_t)
+
+    def logit_codes(self, x: torch.Tensor) -> torch.Tensor:
+        """int8 (N, classes) logits relative to the row max: 127 at the top, saturating at -128;
+        real logit differences are ``(q - 127) * logit_scale``."""
+        x = self._checked(x)
+        if x.shape[0] == 0:
+            return torch.zeros((0, self.num_classes), dtype=torch.int8)
+        return (127 - self._gaps(x)).to(torch.int8)
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Probability codes (N, classes) of ``softmax.out_dtype``; probability = code /
+        ``softmax.out_max``. Equal to ``softmax(logit_codes(x))`` exactly."""
+        x = self._checked(x)
+        if x.shape[0] == 0:
+            return torch.zeros((0, self.num_classes), dtype=self.softmax.out_dtype)
+        if native.available() and self.weight.backend in ("onednn", "int_mm"):
+            carrier = self.weight._carrier(x).contiguous()     # fp32 lanes or int32
+            sm = self.softmax
+            return native.softmax_head(carrier, self.weight.planes, self._mult_t,
+                                       self._offset_t, self._shift_t, sm._table_t,
+                                       sm.reciprocal_bits, sm.out_max, sm.out_dtype)
+        return self.softmax.from_gaps(self._gaps(x))
+
+    __call__ = probabilities
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """int64 (N,) class of the largest probability code (first on ties)."""
+        p = self.probabilities(x)
+        return (p if p.dtype == torch.uint8 else p.to(torch.int32)).argmax(1)
+
+
+def _as_tensor(v: Any, name: str, k: int) -> torch.Tensor:
+    t = torch.as_tensor(v, dtype=torch.float64) if not isinstance(v, torch.Tensor) \
+        else v.detach().to(torch.float64)
+    if t.dim() > 1 or (t.dim() == 1 and t.shape[0] != k):
+        raise ValueError(f"{name} must be a scalar or a ({k},) vector (one per input feature), "
+                         f"got shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return t
+
+
+def quantize_softmax_regression(weight: torch.Tensor, bias: torch.Tensor, *,
+                                input_scale: float | torch.Tensor = 1 / 255,
+                                input_offset: float | torch.Tensor = 0.0,
+                                logit_scale: float | None = None,
+                                out_dtype: Any = "uint8",
+                                weight_max: int = DEFAULT_WEIGHT_MAX,
+                                backend: Backend = "auto") -> IntegerSoftmaxRegression:
+    """The integer pipeline for a float softmax regression ``logits = W f + b``.
+
+    ``weight`` (M, K) and ``bias`` (M,) are the float model's (any float dtype, not modified);
+    its features are ``f = input_scale * x + input_offset`` for uint8 pixels ``x`` (scalars
+    or per-feature (K,) vectors; the default is ``x / 255``, `models.data.images_to_float`).
+    The input map is folded into W and b in float64; W is quantized per class to int8 codes in
+    ``-weight_max..weight_max`` (`quant.ScaledInt8`, symmetric, round half to even; every
+    backend takes the full 127, oneDNN through its hi/lo planes), b to int32 codes of the same
+    per-class step. ``logit_scale`` defaults to `default_logit_scale`; a RuntimeWarning says
+    when the output type cannot guarantee the argmax (`IntegerSoftmax.argmax_safe`, e.g. uint8
+    with many classes: use uint16). Raises ValueError on
+    shape mismatches, non-finite values, a non-positive input scale, an unusable weight_max,
+    or accumulators that could overflow int32.
+    """
+    for name, t in (("weight", weight), ("bias", bias)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")
+        if not t.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a float tensor (the trained model's), got {t.dtype}")
+    if weight.dim() != 2 or 0 in weight.shape:
+        raise ValueError(f"weight must be a non-empty (classes, features) matrix, got "
+                         f"{tuple(weight.shape)}")
+    m, k = weight.shape
+    if m < 2:
+        raise ValueError(f"softmax regression needs at least 2 classes, weight has {m} row")
+    if bias.shape != (m,):
+        raise ValueError(f"bias must have shape ({m},) to match weight {tuple(weight.shape)}, got "
+                         f"{tuple(bias.shape)}")
+    if isinstance(weight_max, bool) or not isinstance(weight_max, int) \
+            or not 1 <= weight_max <= 127:
+        raise ValueError(f"weight_max must be an int in 1..127, not {weight_max!r}")
+    w = weight.detach().to(torch.float64)
+    b = bias.detach().to(torch.float64)
+    if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
+        raise ValueError("weight or bias contains NaN or infinity")
+    a = _as_tensor(input_scale, "input_scale", k)
+    c = _as_tensor(input_offset, "input_offset", k)
+    if not (a > 0).all():
+        raise ValueError("input_scale must be > 0 (the real value of one pixel step)")
+
+    w_eff = w * a                                  # broadcasts over features
+    b_eff = b + (w @ c if c.dim() == 1 else w.sum(1) * c)
+    row_max = w_eff.abs().amax(1)
+    # A class with all-zero weights keeps a step that still holds its bias in int32.
+    fallback = torch.where(b_eff != 0, b_eff.abs() / 2 ** 24, torch.ones_like(b_eff))
+    enc = ScaledInt8.encode(w_eff, scale=torch.where(row_max > 0, row_max / weight_max, fallback),
+                            zero_point=0, axis=0)
+    codes = enc.codes
+    if int(codes.to(torch.int16).abs().max()) > weight_max:  # float32 scales round down rarely
+        raise ValueError(f"weight codes exceed +-{weight_max} after encoding; this is a bug")
+    s_w = enc.scale.to(torch.float64)  # the float32-rounded steps the codes are on
+    beta = torch.round(b_eff / s_w)
+    if beta.abs().max() > _INT32_MAX:
+        raise ValueError("bias codes overflow int32: the bias is more than 2**31 weight steps")
+    beta = beta.to(torch.int64)
+
+    prepared = prepare_int8_weight(codes, backend)
+    proof = prepared.proof
+    if proof.lowest + int(beta.min()) < -_INT32_MAX - 1 or \
+            proof.highest + int(beta.max()) > _INT32_MAX:
+        raise ValueError(f"int32 accumulators plus bias codes in [{int(beta.min())}, "
+                         f"{int(beta.max())}] can overflow: {proof.reason}")
+
+    s = default_logit_scale(m, out_dtype) if logit_scale is None else logit_scale
+    softmax = make_integer_softmax(s, m, out_dtype)
+    if not softmax.argmax_safe:
+        warnings.warn(f"with {m} classes and logit step {softmax.logit_scale:.4g}, "
+                      f"{str(softmax.out_dtype)[6:]} probabilities can collapse near-ties onto "
+                      f"one code, so their argmax is not guaranteed to follow the logits; use "
+                      f"out_dtype='uint16' or a larger logit_scale", RuntimeWarning, stacklevel=2)
+    mults, shifts = quantize_multipliers(s_w / softmax.logit_scale)
+    if not ((shifts >= 1) & (shifts <= 62)).all():
+        raise ValueError(f"weight steps {s_w.tolist()} against logit step {softmax.logit_scale} "
+                         f"need requantization shifts outside 1..62 ({shifts.tolist()})")
+    return IntegerSoftmaxRegression(weight=prepared, bias_codes=tuple(beta.tolist()),
+                                    multipliers=tuple(mults.tolist()),
+                                    shifts=tuple(shifts.tolist()), softmax=softmax,
+                                    weight_scales=tuple(float(v) for v in s_w),
+                                    weight_max=weight_max)

@@ -1,0 +1,151 @@
+"""Choosing an affine scale and zero point from data: min-max, percentile, MSE-optimal search.
+
+All methods work per tensor or per channel (any axis) and return float64 scales that are exactly
+representable in float32 (encode and decode run in float32) and int64 zero points.
+
+Conventions (stated once, used everywhere):
+- A fixed zero point `zp` (symmetric: zp = 0) gets the smallest scale that keeps the observed
+  range [lo, hi] inside the codes: `max(hi / (qmax - zp), lo / (qmin - zp))`, so with the full
+  int8 range the negative side may use code -128.
+- A free zero point (asymmetric) stretches [min(lo, 0), max(hi, 0)] over [qmin, qmax]: zero is
+  always exactly representable (padding and ReLU outputs stay exact), as in torch's observers.
+- A range of zero width (all-zero data) gets scale 1.0; scales are kept >= 2**-126 so that
+  their float32 reciprocal is finite.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .._tensors import check_finite
+
+__all__ = ["CALIBRATIONS", "MSE_SAMPLE", "observed_range", "scale_for_range", "calibrate"]
+
+CALIBRATIONS = ("minmax", "percentile", "mse")
+MSE_SAMPLE = 1 << 17
+"""The MSE search evaluates candidates on at most this many values per channel (an evenly
+strided, deterministic subsample; the whole channel when it is smaller)."""
+
+_TINY32 = 2.0 ** -126
+
+
+def _quantile_rows(rows: torch.Tensor, q: float) -> torch.Tensor:
+    """Per-row quantile with numpy's default linear interpolation (rows: (C, N), N >= 1)."""
+    n = rows.shape[1]
+    h = (n - 1) * q
+    lo_i = min(int(math.floor(h)), n - 1)
+    frac = h - lo_i
+    lo = torch.kthvalue(rows, lo_i + 1, dim=1).values.to(torch.float64)
+    if frac == 0.0 or lo_i + 1 >= n:
+        return lo
+    hi = torch.kthvalue(rows, lo_i + 2, dim=1).values.to(torch.float64)
+    return lo + frac * (hi - lo)
+
+
+def observed_range(x3: torch.Tensor, method: str = "minmax", percentile: float = 99.99,
+                   symmetric: bool = False, source: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (lo, hi) of a (outer, C, inner) float tensor, as float64 (C,) tensors.
+
+    'minmax' and 'mse' return the true extremes; 'percentile' returns the `percentile`-th and
+    (100 - `percentile`)-th percentiles (linear interpolation), or for `symmetric` ranges the
+    `percentile`-th percentile of |x| mirrored. Raises ValueError on NaN/inf (naming its index
+    in `source`, the caller's tensor, when given) or on empty input.
+    """
+    if method not in CALIBRATIONS:
+        raise ValueError(f"unknown calibration {method!r}; use one of {', '.join(CALIBRATIONS)}")
+    if x3.numel() == 0:
+        raise ValueError("cannot calibrate a scale from an empty tensor; pass scale= explicitly")
+    rows = x3.transpose(0, 1).reshape(x3.shape[1], -1)
+    lo, hi = torch.aminmax(rows, dim=1)
+    if not (bool(torch.isfinite(lo).all()) and bool(torch.isfinite(hi).all())):
+        check_finite(x3 if source is None else source, "calibration")
+    lo, hi = lo.to(torch.float64), hi.to(torch.float64)
+    if method != "percentile":
+        return lo, hi
+    if not 0.0 < percentile <= 100.0:
+        raise ValueError(f"percentile must lie in (0, 100], got {percentile}")
+    p = percentile / 100.0
+    if symmetric:
+        top = _quantile_rows(rows.abs(), p)
+        return -top, top
+    return _quantile_rows(rows, 1.0 - p), _quantile_rows(rows, p)
+
+
+def _round_scale(scale: torch.Tensor) -> torch.Tensor:
+    s = torch.where(scale > 0, scale, torch.ones_like(scale))
+    s = s.to(torch.float32).to(torch.float64)
+    return s.clamp(min=_TINY32)
+
+
+def scale_for_range(lo: torch.Tensor, hi: torch.Tensor, qmin: int, qmax: int,
+                    zero_point: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, zero_point) per channel that map the range [lo, hi] onto codes [qmin, qmax].
+
+    `zero_point=None` chooses it (asymmetric); an int fixes it. See the module docstring for
+    the exact formulas. Scales are float64 holding float32 values; zero points are int64.
+    """
+    lo = lo.to(torch.float64).clamp(max=0.0)
+    hi = hi.to(torch.float64).clamp(min=0.0)
+    if zero_point is None:
+        scale = _round_scale((hi - lo) / (qmax - qmin))
+        zp = (qmin - torch.round(lo / scale)).clamp(qmin, qmax).to(torch.int64)
+        return scale, zp
+    zp = int(zero_point)
+    cands = [torch.zeros_like(lo)]
+    if qmax > zp:
+        cands.append(hi / (qmax - zp))
+    if qmin < zp:
+        cands.append(lo / (qmin - zp))
+    scale = torch.stack(cands).amax(dim=0)
+    return _round_scale(scale), torch.full_like(lo, zp, dtype=torch.int64)
+
+
+def _mse_rows(rows: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, qmin: int,
+              qmax: int) -> torch.Tensor:
+    s = scale[:, None]
+    z = zp[:, None].to(torch.float64)
+    q = torch.round(rows / s).add_(z).clamp_(qmin, qmax)
+    err = q.sub_(z).mul_(s).sub_(rows)
+    return err.square_().sum(dim=1)
+
+
+def calibrate(x3: torch.Tensor, qmin: int, qmax: int, zero_point: int | None,
+              method: str = "minmax", percentile: float = 99.99,
+              source: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (scale, zero_point) for a (outer, C, inner) float tensor.
+
+    method: 'minmax' (observed extremes), 'percentile' (clip at the given percentile) or 'mse'
+    (search the clipping ratio that minimises the squared error of decode(encode(x)): 96 ratios
+    in [0.05, 1] then 17 around the best, per channel, on at most `MSE_SAMPLE` values per
+    channel; ties keep the widest range). Scales are float64 holding float32 values.
+    """
+    symmetric = zero_point is not None
+    lo, hi = observed_range(x3, method, percentile, symmetric=symmetric, source=source)
+    if method != "mse":
+        return scale_for_range(lo, hi, qmin, qmax, zero_point)
+    rows = x3.transpose(0, 1).reshape(x3.shape[1], -1)
+    if rows.shape[1] > MSE_SAMPLE:
+        step = -(-rows.shape[1] // MSE_SAMPLE)
+        rows = rows[:, ::step]
+    rows = rows.to(torch.float64)
+
+    def search(ratios: np.ndarray, best_r: torch.Tensor | None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        best_err = torch.full((rows.shape[0],), math.inf, dtype=torch.float64)
+        best = torch.ones(rows.shape[0], dtype=torch.float64)
+        for r in ratios[::-1]:                      # widest first: ties keep the widest
+            rr = torch.full_like(best, float(r)) if best_r is None else (best_r * r).clamp(max=1)
+            s, z = scale_for_range(lo * rr, hi * rr, qmin, qmax, zero_point)
+            e = _mse_rows(rows, s, z, qmin, qmax)
+            better = e < best_err
+            best_err = torch.where(better, e, best_err)
+            best = torch.where(better, rr, best)
+        return best, best_err
+
+    coarse, _ = search(np.linspace(0.05, 1.0, 96), None)
+    fine, _ = search(np.linspace(1 - 1 / 95, 1 + 1 / 95, 17), coarse)
+    return scale_for_range(lo * fine, hi * fine, qmin, qmax, zero_point)
