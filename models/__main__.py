@@ -17,7 +17,8 @@ from typing import Any, Sequence
 from models import checkpoint as ckpt
 from models.data import DatasetError, DatasetNotFoundError, load_split
 from models.evaluation import RESULT_KEYS, default_targets, evaluate, evaluate_all
-from models.train import RECIPES, Precision, TrainConfig, train
+from models.config import RECIPES, Precision, TrainConfig
+from models.training import train
 
 DEFAULT_OUT = Path("out") / "models"
 

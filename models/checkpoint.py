@@ -23,7 +23,9 @@ import torch
 
 from models.data import Split, load_split
 from models.softmax_regression import SoftmaxRegression
-from models.train import History, TrainConfig, train
+from models.config import TrainConfig
+from models.history import History
+from models.training import train
 
 __all__ = ["CheckpointError", "Checkpoint", "REFERENCE_CONFIG", "DEFAULT_CHECKPOINT",
            "save_checkpoint", "load_checkpoint", "train_fp32_reference", "load_or_train"]

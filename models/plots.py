@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from models.evaluation import ENCODINGS, FormatResult
 from models.sweeps import UNTRAINED_LOSS, EpochRun, LrRun, PrecisionRun, best_rate
-from models.train import History
+from models.history import History
 
 __all__ = ["save", "plot_history", "plot_format_results", "plot_lr_sweep", "plot_epoch_sweep",
            "plot_precision_runs"]

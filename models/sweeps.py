@@ -14,7 +14,9 @@ from typing import Iterable
 from models.data import NUM_CLASSES, Split
 from models.evaluation import evaluate
 from models.softmax_regression import SoftmaxRegression
-from models.train import RECIPES, History, Precision, TrainConfig, train, with_precision
+from models.config import RECIPES, Precision, TrainConfig, with_precision
+from models.history import History
+from models.training import train
 
 __all__ = ["DEFAULT_RATES", "LrRun", "sweep_learning_rates", "best_rate", "EpochVariant",
            "epoch_variants", "EpochRun", "sweep_epochs", "PrecisionRun", "sweep_precisions",

@@ -10,7 +10,8 @@ import torch
 from models.checkpoint import (CheckpointError, load_checkpoint, load_or_train, save_checkpoint)
 from models.data import FashionMNIST, split_train_validation
 from models.softmax_regression import SoftmaxRegression
-from models.train import TrainConfig, Trainer
+from models.config import TrainConfig
+from models.training import Trainer
 
 CFG = TrainConfig(epochs=2, lr=0.1, batch_size=32)
 

@@ -12,7 +12,8 @@ import torch
 from models.evaluation import (ENCODINGS, RESULT_KEYS, default_targets, evaluate, evaluate_all,
                              run_in_format, softmax_in_format, weight_bytes)
 from models.softmax_regression import SoftmaxRegression
-from models.train import TrainConfig, Trainer
+from models.config import TrainConfig
+from models.training import Trainer
 
 FLOATS = [f.name for f in numfmt.formats() if f.is_float]
 HELD = {"tf32": "fp32"}  # TF32 results are FP32

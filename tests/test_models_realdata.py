@@ -12,7 +12,8 @@ import torch
 
 from models.data import DatasetNotFoundError, fashion_mnist, split_train_validation
 from models.evaluation import RESULT_KEYS, evaluate_all
-from models.train import TrainConfig, train
+from models.config import TrainConfig
+from models.training import train
 
 pytestmark = pytest.mark.realdata
 

@@ -1,4 +1,5 @@
-"""models.train and models.softmax_regression on small synthetic data."""
+"""models.training, models.config, models.history and models.softmax_regression on small
+synthetic data."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from models.softmax_regression import SoftmaxRegression
-from models.train import (RECIPES, History, Precision, TrainConfig, Trainer, lr_at_epoch,
-                          with_precision)
+from models.config import RECIPES, Precision, TrainConfig, lr_at_epoch, with_precision
+from models.history import History
+from models.training import Trainer
 
 
 def blobs(n: int, d: int = 12, k: int = 3, seed: int = 0, sep: float = 4.0):
