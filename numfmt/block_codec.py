@@ -149,12 +149,12 @@ def _check_rule(fmt: BlockFormat, rule: str | None) -> str:
 def _rounding_kwargs(fmt: BlockFormat, rounding: str) -> dict:
     if rounding == "nearest_even":
         return {}
-    if not ROUNDING_PASSED:
-        raise NotImplementedError(f"rounding={rounding!r}: numfmt.round_to rounds to nearest "
-                                  f"even only in this version; block formats pass its modes on")
     if not fmt.is_mx:
         raise NotImplementedError(f"rounding={rounding!r} for {fmt.name}: its element quotient "
                                   f"x / (s * S) is not a float, only nearest-even is exact here")
+    if not ROUNDING_PASSED:
+        raise NotImplementedError(f"rounding={rounding!r}: numfmt.round_to rounds to nearest "
+                                  f"even only in this version; block formats pass its modes on")
     return {"rounding": rounding}
 
 
