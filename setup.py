@@ -35,6 +35,8 @@ class BuildExtOpenMPOrNot(build_ext):
 
 setup(
     ext_modules=[Extension("quant.native._native", ["quant/native/_native.c"], optional=True,
+                           extra_compile_args=BASE_FLAGS + OPENMP, extra_link_args=OPENMP),
+                 Extension("quant.native._int8_head", ["quant/native/int8_head.c"], optional=True,
                            extra_compile_args=BASE_FLAGS + OPENMP, extra_link_args=OPENMP)],
     cmdclass={"build_ext": BuildExtOpenMPOrNot},
 )

@@ -1,0 +1,567 @@
+/* quant.native._int8_head: the whole integer softmax-regression head in one call per batch.
+ *
+ * uint8 pixels x (N, K) times int8 weight codes w (M, K) -> exact accumulators -> per-class
+ * fixed-point requantization -> integer softmax -> uint8/uint16 probability codes (or the
+ * index of the largest code), the same int64 operations as quant/integer/linear.py's torch
+ * path (IntegerSoftmaxRegression.probabilities) and quant/native/_native.c's softmax_head:
+ *   acc = sum_k x[k] * w[j, k]                  exact (see "Accumulators" below)
+ *   z   = (acc * mult + off) >> shift           per class, arithmetic shift (floor)
+ *   d   = min(max(z) - z, 255);  e = table[d];  s = sum(e)
+ *   r   = (out_max << rbits) / s                (s > 0: the row max has d = 0)
+ *   p   = (e * r + 2**(rbits-1)) >> rbits       stored as uint8 or uint16
+ *
+ * Accumulators. One of three instruction sequences, chosen in Python from
+ * quant.accumulator_bound proofs over the weight codes' range and pixels in [0, 255]
+ * (quant/native/int8_head.py) and checked again here when the weights are prepared:
+ *   avx512_vnni  vpdpbusd: four u8*s8 products (each exact in 16 bits) added straight into an
+ *                int32 lane, no intermediate saturation; needs the K-term int32 proof.
+ *   avx2         pixels zero-extended to int16 (vpmovzxbw), int16 weights, vpmaddwd (a pair of
+ *                int16 products summed in int32: |pair| <= 2 * 255 * 128, never clipped) and
+ *                vpaddd into int32 lanes; needs the K-term int32 proof. (vpmaddubsw, which sums
+ *                u8*s8 pairs in saturating int16, is never used: 2 * 255 * 127 > 32767.)
+ *   scalar       plain C, int32 sums under the same proof, or int64 sums ("wide") when K is too
+ *                long for int32 (the only path that exists beyond that proof).
+ * Every lane of a SIMD accumulator, and every partial sum of the final horizontal reduction,
+ * is a sum of a subset of the K products, so the K-term proof (which bounds every partial
+ * sum in any order) covers them all: the int32 result is the exact accumulator.
+ *
+ * Signed int64 arithmetic after the accumulators wraps exactly as torch's int64 tensors do
+ * (done in uint64), though the prepare-time checks rule wrapping out for s and p.
+ * The x86 code is compiled per function (target attributes) and picked at run time with
+ * __builtin_cpu_supports, so the module runs on any x86-64; other machines get scalar only.
+ * Rows are split over `nthreads` OpenMP threads (torch's team, when quant/native/int8_head.py
+ * finds the runtime shared).
+ */
+#define _GNU_SOURCE                     /* dladdr */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <dlfcn.h>
+#include <omp.h>
+#endif
+/* QUANT_INT8_HEAD_PORTABLE builds the scalar path alone, as on other architectures. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(QUANT_INT8_HEAD_PORTABLE)
+#include <immintrin.h>
+#define HEAD_X86 1
+#else
+#define HEAD_X86 0
+#endif
+
+#define CAPSULE_NAME "quant.native._int8_head.head"
+enum { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512_VNNI = 2, N_ISA = 3 };
+static const char *const ISA_NAMES[N_ISA] = {"scalar", "avx2", "avx512_vnni"};
+enum { MODE_PROBABILITIES = 0, MODE_ARGMAX = 1 };
+
+#define AVX2_GROUP_MAX 12               /* accumulators per pass: 12 + x + weight <= 16 ymm */
+#define VNNI_GROUP_MAX 24               /* 24 + x + weight <= 32 zmm */
+#define ROW_BLOCK 64                    /* rows per OpenMP work item */
+#define STACK_CLASSES 64                /* per-row scratch on the stack up to this many */
+
+typedef struct {
+    Py_ssize_t m, k;                    /* classes, features */
+    int isa, wide;                      /* instruction sequence; int64 sums (scalar only) */
+    int group_max;                      /* classes per register pass */
+    Py_ssize_t chunk, nchunks;          /* k-elements per SIMD step, steps per row (padded) */
+    void *w;                            /* weights in the isa's layout (see prepare_weights) */
+    int64_t *mult, *off, *shift;
+    int64_t table[256];
+    int64_t num, half;
+    int rbits, out_item;
+} head_t;
+
+static inline int64_t wrap_mul_add(int64_t a, int64_t b, int64_t c)
+{
+    return (int64_t)((uint64_t)a * (uint64_t)b + (uint64_t)c);
+}
+
+/* ---- accumulators, one row ---- */
+
+static void dot_row_scalar(const head_t *h, const uint8_t *x, int64_t *acc)
+{
+    const int8_t *w = (const int8_t *)h->w;
+    Py_ssize_t k = h->k;
+    for (Py_ssize_t j = 0; j < h->m; j++) {
+        const int8_t *wj = w + j * k;
+        if (h->wide) {
+            int64_t s = 0;
+            for (Py_ssize_t i = 0; i < k; i++)
+                s += (int64_t)x[i] * wj[i];
+            acc[j] = s;
+        } else {
+            int32_t s = 0;              /* the K-term int32 proof holds (checked at prepare) */
+            for (Py_ssize_t i = 0; i < k; i++)
+                s += (int32_t)x[i] * wj[i];
+            acc[j] = s;
+        }
+    }
+}
+
+/* Groups of classes: group g covers classes [start, start + size); balanced sizes <= max. */
+static inline Py_ssize_t n_groups(Py_ssize_t m, int gmax) { return (m + gmax - 1) / gmax; }
+static inline Py_ssize_t group_start(Py_ssize_t m, Py_ssize_t ng, Py_ssize_t g)
+{
+    return g * (m / ng) + (g < m % ng ? g : m % ng);
+}
+
+#if HEAD_X86
+#define AVX2 __attribute__((target("avx2")))
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+
+static inline AVX2 int32_t hsum_avx2(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* G classes whose int16 weights are interleaved per 16-pixel step: w[(c * G + g) * 16 + i]. */
+static inline AVX2 __attribute__((always_inline)) void
+avx2_group(const uint8_t *x, const int16_t *w, Py_ssize_t k, Py_ssize_t nchunks, const int G,
+           int64_t *acc)
+{
+    __m256i a[AVX2_GROUP_MAX];
+    for (int g = 0; g < G; g++)
+        a[g] = _mm256_setzero_si256();
+    Py_ssize_t full = k / 16;
+    for (Py_ssize_t c = 0; c < nchunks; c++) {
+        __m128i xb;
+        if (c < full) {
+            xb = _mm_loadu_si128((const __m128i *)(x + 16 * c));
+        } else {                        /* the last, partial step: never read past the row */
+            uint8_t tail[16] = {0};
+            memcpy(tail, x + 16 * c, (size_t)(k - 16 * c));
+            xb = _mm_loadu_si128((const __m128i *)tail);
+        }
+        __m256i xv = _mm256_cvtepu8_epi16(xb);
+        const int16_t *wc = w + c * G * 16;
+        for (int g = 0; g < G; g++)
+            a[g] = _mm256_add_epi32(a[g], _mm256_madd_epi16(
+                xv, _mm256_load_si256((const __m256i *)(wc + g * 16))));
+    }
+    for (int g = 0; g < G; g++)
+        acc[g] = hsum_avx2(a[g]);
+}
+
+#define AVX2_CASE(G) case G: avx2_group(x, w, h->k, h->nchunks, G, acc + j0); break;
+
+static AVX2 void dot_row_avx2(const head_t *h, const uint8_t *x, int64_t *acc)
+{
+    Py_ssize_t ng = n_groups(h->m, AVX2_GROUP_MAX);
+    const int16_t *w = (const int16_t *)h->w;
+    for (Py_ssize_t g = 0; g < ng; g++) {
+        Py_ssize_t j0 = group_start(h->m, ng, g), size = group_start(h->m, ng, g + 1) - j0;
+        switch (size) {
+            AVX2_CASE(1) AVX2_CASE(2) AVX2_CASE(3) AVX2_CASE(4) AVX2_CASE(5) AVX2_CASE(6)
+            AVX2_CASE(7) AVX2_CASE(8) AVX2_CASE(9) AVX2_CASE(10) AVX2_CASE(11) AVX2_CASE(12)
+        }
+        w += h->nchunks * size * 16;
+    }
+}
+
+/* G classes whose int8 weights are interleaved per 64-pixel step: w[(c * G + g) * 64 + i]. */
+static inline VNNI __attribute__((always_inline)) void
+vnni_group(const uint8_t *x, const int8_t *w, Py_ssize_t k, Py_ssize_t nchunks, const int G,
+           int64_t *acc)
+{
+    __m512i a[VNNI_GROUP_MAX];
+    for (int g = 0; g < G; g++)
+        a[g] = _mm512_setzero_si512();
+    Py_ssize_t full = k / 64;
+    for (Py_ssize_t c = 0; c < nchunks; c++) {
+        __m512i xv = c < full ? _mm512_loadu_si512((const void *)(x + 64 * c))
+            : _mm512_maskz_loadu_epi8(((__mmask64)1 << (k - 64 * c)) - 1, x + 64 * c);
+        const int8_t *wc = w + c * G * 64;
+        for (int g = 0; g < G; g++)
+            a[g] = _mm512_dpbusd_epi32(a[g], xv, _mm512_load_si512((const void *)(wc + g * 64)));
+    }
+    for (int g = 0; g < G; g++)
+        acc[g] = _mm512_reduce_add_epi32(a[g]);
+}
+
+#define VNNI_CASE(G) case G: vnni_group(x, w, h->k, h->nchunks, G, acc + j0); break;
+
+static VNNI void dot_row_vnni(const head_t *h, const uint8_t *x, int64_t *acc)
+{
+    Py_ssize_t ng = n_groups(h->m, VNNI_GROUP_MAX);
+    const int8_t *w = (const int8_t *)h->w;
+    for (Py_ssize_t g = 0; g < ng; g++) {
+        Py_ssize_t j0 = group_start(h->m, ng, g), size = group_start(h->m, ng, g + 1) - j0;
+        switch (size) {
+            VNNI_CASE(1) VNNI_CASE(2) VNNI_CASE(3) VNNI_CASE(4) VNNI_CASE(5) VNNI_CASE(6)
+            VNNI_CASE(7) VNNI_CASE(8) VNNI_CASE(9) VNNI_CASE(10) VNNI_CASE(11) VNNI_CASE(12)
+            VNNI_CASE(13) VNNI_CASE(14) VNNI_CASE(15) VNNI_CASE(16) VNNI_CASE(17) VNNI_CASE(18)
+            VNNI_CASE(19) VNNI_CASE(20) VNNI_CASE(21) VNNI_CASE(22) VNNI_CASE(23) VNNI_CASE(24)
+        }
+        w += h->nchunks * size * 64;
+    }
+}
+#endif  /* HEAD_X86 */
+
+static int isa_supported(int isa)
+{
+    if (isa == ISA_SCALAR)
+        return 1;
+#if HEAD_X86
+    __builtin_cpu_init();
+    if (isa == ISA_AVX2)
+        return __builtin_cpu_supports("avx2");
+    if (isa == ISA_AVX512_VNNI)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512vnni");
+#endif
+    return 0;
+}
+
+/* ---- requantization and softmax, one row (as quant/native/_native.c's softmax_head) ---- */
+
+static inline void finish_row(const head_t *h, int64_t *z, void *out, Py_ssize_t row, int mode)
+{
+    const Py_ssize_t m = h->m;
+    int64_t mx = INT64_MIN;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        z[j] = wrap_mul_add(z[j], h->mult[j], h->off[j]) >> h->shift[j];
+        mx = z[j] > mx ? z[j] : mx;
+    }
+    uint64_t s = 0;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        uint64_t d = (uint64_t)mx - (uint64_t)z[j];         /* mx >= z[j]: exact, >= 0 */
+        z[j] = h->table[d < 255 ? d : 255];
+        s += (uint64_t)z[j];
+    }
+    const int64_t r = h->num / (int64_t)s;  /* s >= table[0] > 0, checked at prepare */
+    if (mode == MODE_ARGMAX) {
+        int64_t best = -1, arg = 0;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            int64_t p = wrap_mul_add(z[j], r, h->half) >> h->rbits;
+            p = h->out_item == 1 ? (uint8_t)p : (uint16_t)p;       /* the stored code */
+            if (p > best) { best = p; arg = j; }                 /* first index on ties */
+        }
+        ((int64_t *)out)[row] = arg;
+    } else if (h->out_item == 1) {
+        uint8_t *o = (uint8_t *)out + row * m;
+        for (Py_ssize_t j = 0; j < m; j++)
+            o[j] = (uint8_t)(wrap_mul_add(z[j], r, h->half) >> h->rbits);
+    } else {
+        uint16_t *o = (uint16_t *)out + row * m;
+        for (Py_ssize_t j = 0; j < m; j++)
+            o[j] = (uint16_t)(wrap_mul_add(z[j], r, h->half) >> h->rbits);
+    }
+}
+
+static void head_rows(const head_t *h, const uint8_t *x, Py_ssize_t r0, Py_ssize_t r1,
+                      void *out, int mode, int64_t *z)
+{
+    for (Py_ssize_t row = r0; row < r1; row++) {
+        const uint8_t *xr = x + row * h->k;
+#if HEAD_X86
+        if (h->isa == ISA_AVX512_VNNI)
+            dot_row_vnni(h, xr, z);
+        else if (h->isa == ISA_AVX2)
+            dot_row_avx2(h, xr, z);
+        else
+#endif
+            dot_row_scalar(h, xr, z);
+        finish_row(h, z, out, row, mode);
+    }
+}
+
+/* ---- prepared weights ---- */
+
+static void head_free(head_t *h)
+{
+    if (!h)
+        return;
+    free(h->w);
+    free(h->mult);
+    free(h->off);
+    free(h->shift);
+    free(h);
+}
+
+static void capsule_free(PyObject *cap)
+{
+    head_free((head_t *)PyCapsule_GetPointer(cap, CAPSULE_NAME));
+}
+
+/* The isa's layout: scalar: int8 (M, K) as given; avx2: int16, per class group, per 16-pixel
+ * step, the group's classes side by side; avx512_vnni: int8 likewise per 64-pixel step.
+ * Padding past K is 0, so a partial last step adds nothing. */
+static int prepare_weights(head_t *h, const int8_t *codes)
+{
+    const Py_ssize_t m = h->m, k = h->k;
+    if (h->isa == ISA_SCALAR) {
+        h->w = malloc((size_t)(m * k));
+        if (!h->w)
+            return -1;
+        memcpy(h->w, codes, (size_t)(m * k));
+        return 0;
+    }
+    const int item = h->isa == ISA_AVX2 ? 2 : 1;
+    const Py_ssize_t chunk = h->chunk, nc = h->nchunks;
+    size_t bytes = (size_t)(m * nc * chunk * item);
+    h->w = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!h->w)
+        return -1;
+    memset(h->w, 0, (bytes + 63) / 64 * 64);
+    Py_ssize_t ng = n_groups(m, h->group_max), base = 0;
+    for (Py_ssize_t g = 0; g < ng; g++) {
+        Py_ssize_t j0 = group_start(m, ng, g), size = group_start(m, ng, g + 1) - j0;
+        for (Py_ssize_t c = 0; c < nc; c++)
+            for (Py_ssize_t gi = 0; gi < size; gi++)
+                for (Py_ssize_t i = 0; i < chunk && c * chunk + i < k; i++) {
+                    Py_ssize_t at = base + (c * size + gi) * chunk + i;
+                    int8_t v = codes[(j0 + gi) * k + c * chunk + i];
+                    if (item == 2)
+                        ((int16_t *)h->w)[at] = v;
+                    else
+                        ((int8_t *)h->w)[at] = v;
+                }
+        base += nc * size * chunk;
+    }
+    return 0;
+}
+
+static int64_t *copy_int64(const Py_buffer *b)
+{
+    int64_t *p = (int64_t *)malloc((size_t)b->len);
+    if (p)
+        memcpy(p, b->buf, (size_t)b->len);
+    return p;
+}
+
+/* Checks everything once, so that run() needs no per-call validation but pointers. */
+static const char *check_prepare(const Py_buffer *codes, Py_ssize_t m, Py_ssize_t k,
+                                 const Py_buffer *mult, const Py_buffer *off,
+                                 const Py_buffer *shift, const Py_buffer *table, int rbits,
+                                 long long out_max, int out_item, int isa, int wide)
+{
+    if (m < 1 || k < 1 || m >= ((Py_ssize_t)1 << 30) || codes->len != m * k)
+        return "codes must hold classes x features int8 values, classes in 1..2**30-1, "
+               "features >= 1";
+    if (mult->len != 8 * m || off->len != 8 * m || shift->len != 8 * m)
+        return "multipliers, offsets and shifts must be int64, one per class";
+    if (table->len != 8 * 256)
+        return "the table must hold 256 int64 entries";
+    if ((out_item != 1 && out_item != 2) || out_max < 1 || out_max > (out_item == 1 ? 255 : 65535))
+        return "out_max must fit the output code (1..255 for uint8, 1..65535 for uint16)";
+    if (rbits < 1 || rbits > 46)
+        return "reciprocal bits must lie in 1..46 (out_max << bits below 2**62)";
+    if (isa < 0 || isa >= N_ISA)
+        return "unknown instruction set";
+    if (!isa_supported(isa))
+        return "this CPU lacks the requested instruction set";
+    if (wide && isa != ISA_SCALAR)
+        return "int64 sums exist only on the scalar path";
+    const int64_t *t = (const int64_t *)table->buf;
+    if (t[0] < 1)
+        return "table[0] must be > 0 (the row max's entry)";
+    for (int d = 0; d < 256; d++)
+        if (t[d] < 0 || t[d] > t[0])
+            return "table entries must lie in 0..table[0]";
+    if ((uint64_t)t[0] > (UINT64_C(1) << 62) / (uint64_t)m)
+        return "classes x table[0] must stay below 2**62 (the row sum)";
+    for (Py_ssize_t j = 0; j < m; j++) {
+        int64_t sh = ((const int64_t *)shift->buf)[j], mu = ((const int64_t *)mult->buf)[j];
+        if (sh < 1 || sh > 62)
+            return "shifts must lie in 1..62";
+        if (mu < 0 || mu >= ((int64_t)1 << 31))
+            return "multipliers must lie in 0..2**31-1";
+    }
+    /* The accumulator proof again, from the codes themselves: every partial sum of the K
+     * products lies in [K * 255 * min(w, 0), K * 255 * max(w, 0)]. */
+    int lo = 0, hi = 0;
+    for (Py_ssize_t i = 0; i < codes->len; i++) {
+        int v = ((const int8_t *)codes->buf)[i];
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    if (k > INT64_MAX / (255 * 128))
+        return "int64 sums could overflow for this many features";
+    if (!wide && ((int64_t)k * 255 * hi > INT32_MAX || (int64_t)k * 255 * lo < INT32_MIN))
+        return "int32 sums could overflow for these codes and this many features "
+               "(use int64 sums)";
+    return NULL;
+}
+
+static PyObject *py_prepare(PyObject *self, PyObject *args)
+{
+    Py_buffer codes, mult, off, shift, table;
+    Py_ssize_t m, k;
+    int rbits, out_item, isa, wide;
+    long long out_max;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nny*y*y*y*iLiii", &codes, &m, &k, &mult, &off, &shift,
+                          &table, &rbits, &out_max, &out_item, &isa, &wide))
+        return NULL;
+    PyObject *result = NULL;
+    const char *why = check_prepare(&codes, m, k, &mult, &off, &shift, &table, rbits, out_max,
+                                    out_item, isa, wide);
+    head_t *h = NULL;
+    if (why) {
+        PyErr_Format(PyExc_ValueError, "int8 head: %s", why);
+        goto done;
+    }
+    h = (head_t *)calloc(1, sizeof(head_t));
+    if (!h)
+        goto nomem;
+    h->m = m;
+    h->k = k;
+    h->isa = isa;
+    h->wide = wide;
+    h->group_max = isa == ISA_AVX2 ? AVX2_GROUP_MAX : VNNI_GROUP_MAX;
+    h->chunk = isa == ISA_AVX2 ? 16 : isa == ISA_AVX512_VNNI ? 64 : 1;
+    h->nchunks = (k + h->chunk - 1) / h->chunk;
+    memcpy(h->table, table.buf, sizeof h->table);
+    h->rbits = rbits;
+    h->num = (int64_t)out_max << rbits;
+    h->half = (int64_t)1 << (rbits - 1);
+    h->out_item = out_item;
+    h->mult = copy_int64(&mult);
+    h->off = copy_int64(&off);
+    h->shift = copy_int64(&shift);
+    if (!h->mult || !h->off || !h->shift || prepare_weights(h, (const int8_t *)codes.buf) < 0)
+        goto nomem;
+    result = PyCapsule_New(h, CAPSULE_NAME, capsule_free);
+    if (!result)
+        head_free(h);
+    goto done;
+nomem:
+    head_free(h);
+    PyErr_NoMemory();
+done:
+    PyBuffer_Release(&codes); PyBuffer_Release(&mult); PyBuffer_Release(&off);
+    PyBuffer_Release(&shift); PyBuffer_Release(&table);
+    return result;
+}
+
+/* run(head, x_address, rows, out_address, nthreads, mode): the caller (int8_head.py) has
+ * checked that x is a contiguous uint8 (rows, K) CPU tensor and out a contiguous (rows, M)
+ * tensor of the head's output type (mode 0) or int64 (rows,) (mode 1). */
+static PyObject *py_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "run takes 6 arguments");
+        return NULL;
+    }
+    const head_t *h = (const head_t *)PyCapsule_GetPointer(args[0], CAPSULE_NAME);
+    if (!h)
+        return NULL;
+    const uint8_t *x = (const uint8_t *)PyLong_AsVoidPtr(args[1]);
+    Py_ssize_t rows = PyLong_AsSsize_t(args[2]);
+    void *out = PyLong_AsVoidPtr(args[3]);
+    long nthreads = PyLong_AsLong(args[4]), mode = PyLong_AsLong(args[5]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (rows < 0 || (rows > 0 && (!x || !out)) || nthreads < 1
+        || (mode != MODE_PROBABILITIES && mode != MODE_ARGMAX)) {
+        PyErr_SetString(PyExc_ValueError, "int8 head run: bad rows, address, threads or mode");
+        return NULL;
+    }
+    Py_ssize_t nblocks = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
+    int nomem = 0;
+    if (nthreads == 1 || nblocks == 1) {    /* no team at all: the small-batch latency */
+        int64_t stack_z[STACK_CLASSES];
+        int64_t *z = h->m <= STACK_CLASSES ? stack_z
+            : (int64_t *)malloc((size_t)h->m * sizeof(int64_t));
+        if (!z)
+            return PyErr_NoMemory();
+        if (rows > ROW_BLOCK) {
+            Py_BEGIN_ALLOW_THREADS
+            head_rows(h, x, 0, rows, out, (int)mode, z);
+            Py_END_ALLOW_THREADS
+        } else {
+            head_rows(h, x, 0, rows, out, (int)mode, z);
+        }
+        if (z != stack_z)
+            free(z);
+        Py_RETURN_NONE;
+    }
+    Py_BEGIN_ALLOW_THREADS
+#pragma omp parallel num_threads((int)nthreads) if (nthreads > 1 && nblocks > 1) \
+    reduction(|:nomem)
+    {
+        int64_t stack_z[STACK_CLASSES];
+        int64_t *z = h->m <= STACK_CLASSES ? stack_z
+            : (int64_t *)malloc((size_t)h->m * sizeof(int64_t));
+        if (!z)
+            nomem = 1;
+#pragma omp for schedule(dynamic, 1)
+        for (Py_ssize_t b = 0; b < nblocks; b++) {
+            Py_ssize_t r1 = (b + 1) * ROW_BLOCK < rows ? (b + 1) * ROW_BLOCK : rows;
+            if (z)
+                head_rows(h, x, b * ROW_BLOCK, r1, out, (int)mode, z);
+        }
+        if (z != stack_z)
+            free(z);
+    }
+    Py_END_ALLOW_THREADS
+    if (nomem)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_isas(PyObject *self, PyObject *args)
+{
+    (void)self;
+    (void)args;
+    PyObject *out = PyList_New(0);
+    for (int isa = N_ISA - 1; out && isa >= 0; isa--) {
+        if (!isa_supported(isa))
+            continue;
+        PyObject *name = PyUnicode_FromString(ISA_NAMES[isa]);
+        if (!name || PyList_Append(out, name) < 0) {
+            Py_XDECREF(name);
+            Py_CLEAR(out);
+        } else {
+            Py_DECREF(name);
+        }
+    }
+    return out;
+}
+
+static PyObject *py_openmp_library(PyObject *self, PyObject *args)
+{
+    (void)self;
+    (void)args;
+#ifdef _OPENMP
+    Dl_info info;
+    if (dladdr((void *)&omp_get_max_threads, &info) && info.dli_fname)
+        return PyUnicode_DecodeFSDefault(info.dli_fname);
+#endif
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"prepare", py_prepare, METH_VARARGS,
+     "prepare(codes, m, k, mult, off, shift, table, rbits, out_max, out_item, isa, wide)\n"
+     "  -> capsule\n\n"
+     "Checks the head's integers once and lays the int8 weight codes out for the isa\n"
+     "(0 scalar, 1 avx2, 2 avx512_vnni); wide = 1 sums in int64 (scalar only)."},
+    {"run", (PyCFunction)(void (*)(void))py_run, METH_FASTCALL,
+     "run(head, x_address, rows, out_address, nthreads, mode) -> None\n\n"
+     "Probability codes (mode 0) or the index of each row's largest code (mode 1) for rows\n"
+     "uint8 pixel rows at x_address, written at out_address. Releases the GIL."},
+    {"isas", py_isas, METH_NOARGS,
+     "isas() -> list[str]\n\nThe instruction sequences this CPU runs, fastest first."},
+    {"openmp_library", py_openmp_library, METH_NOARGS,
+     "openmp_library() -> str | None\n\n"
+     "Path of the OpenMP runtime these loops use (None: built without OpenMP)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "quant.native._int8_head",
+    "The fused integer softmax-regression head (see quant/native/int8_head.py).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__int8_head(void)
+{
+    return PyModule_Create(&module);
+}
