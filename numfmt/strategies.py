@@ -50,18 +50,22 @@ _TABLE_BITS = 20
 
 
 # ---- values -----------------------------------------------------------------------------------
+def _significant_bits(v: np.ndarray) -> np.ndarray:
+    """Significant bits of each finite float64 (0 for zero): 1 for powers of two."""
+    frac, _ = np.frexp(np.abs(v))
+    mant = np.ldexp(frac, 53).astype(np.int64)             # exact: |v| has <= 53 bits
+    low_bit = mant & -mant
+    return np.where(mant == 0, 0, 53 - np.log2(np.maximum(low_bit, 1)).astype(np.int64))
+
+
 def _simplicity_order(v: np.ndarray) -> np.ndarray:
     """Permutation sorting finite float64 ``v`` from simple to complex: zero (+0 before -0),
     then by the number of significant bits, then by |binade| (1, 2, 0.5, 4, 0.25, ...),
     positive before negative."""
-    mag = np.abs(v)
-    frac, exp = np.frexp(mag)
-    mant = np.ldexp(frac, 53).astype(np.int64)             # exact: |v| has <= 53 bits
-    low_bit = mant & -mant
-    sigbits = np.where(mant == 0, 0, 53 - np.log2(np.maximum(low_bit, 1)).astype(np.int64))
-    binade = np.where(mant == 0, 0, exp.astype(np.int64) - 1)
+    _, exp = np.frexp(np.abs(v))
+    binade = np.where(v == 0, 0, exp.astype(np.int64) - 1)
     # lexsort: the last key is the primary one
-    return np.lexsort((np.signbit(v), binade < 0, np.abs(binade), sigbits))
+    return np.lexsort((np.signbit(v), binade < 0, np.abs(binade), _significant_bits(v)))
 
 
 @lru_cache(maxsize=None)
@@ -124,9 +128,12 @@ def values(fmt: Any, *, allow_nan: bool = False, allow_infinity: bool = False,
     SearchStrategy
         Python floats (float formats; -0.0 included where the format has it) or Python ints
         (integer formats), each exactly a value of ``fmt``: ``numfmt.round_to(v, fmt) == v``.
-        Formats of up to 20 bits draw an index into their table of values ordered from
-        simple to complex (0, 1, -1, 2, 0.5, ...), so failures shrink to simple values; the
-        extremes (max, lowest, smallest subnormal, +-inf, NaN) are drawn often on purpose.
+        Formats of up to 20 bits draw a number of significant bits, then a value with that
+        many (smaller binades first), so failures shrink toward simple values (0, +-1,
+        powers of two, then few significant bits, or an extreme: hypothesis' shrinker is a
+        heuristic, not a search). One more group holds the extremes (max, lowest, smallest subnormal, +-inf,
+        NaN), so they are drawn often on purpose. Simple values are drawn more often than
+        uniform sampling would.
         fp32 and fp64 use ``hypothesis.strategies.floats`` of that width.
 
     Raises
@@ -184,33 +191,60 @@ def _table_values(f: Format, allow_nan: bool, allow_infinity: bool, allow_subnor
     if pool.size == 0 and not specials:
         raise ValueError(f"no {f.name} value lies in [{lo}, {hi}] with "
                          f"allow_subnormal={allow_subnormal}")
-    branches = []
+    edges: list[float] = []
     if pool.size:
         pool = pool.copy()        # the strategy closes over its own array
-        branches.append(st.integers(0, pool.size - 1).map(lambda i: float(pool[i])))
         mag = np.abs(pool[pool != 0])
-        edges = {float(pool.min()), float(pool.max())}
+        ends = {float(pool.min()), float(pool.max())}
         if mag.size:
-            edges |= {float(v) for v in pool[np.abs(pool) == mag.min()]}
-        specials = sorted(edges, key=abs) + specials
-    branches.append(st.sampled_from(specials))
-    return st.one_of(*branches)     # shrinks toward the first branch: the simple table index
+            ends |= {float(v) for v in pool[np.abs(pool) == mag.min()]}
+        edges = sorted(ends, key=abs)
+    edges += specials
+    if pool.size == 0:
+        return st.sampled_from(edges)
+    # Two draws: a group of equally many significant bits (0: zero, 1: powers of two, ...;
+    # the last group is the edges), then a value in it, simplest first. Both shrink toward 0,
+    # so failures shrink to simple values and the edges are still drawn often.
+    cuts = np.flatnonzero(np.diff(_significant_bits(pool))) + 1
+    groups = [*np.split(pool, cuts), np.array(edges)]
+
+    def in_group(g: int) -> st.SearchStrategy:
+        grp = groups[g]
+        return st.integers(0, grp.size - 1).map(lambda j: float(grp[j]))
+    return st.integers(0, len(groups) - 1).flatmap(in_group)
 
 
 def _ieee_values(f: Format, allow_nan: bool, allow_infinity: bool, allow_subnormal: bool,
                  lo: float | None, hi: float | None) -> st.SearchStrategy:
     width = f.bits
     cast = np.float32 if width == 32 else np.float64
-    # hypothesis wants bounds of the width; round them inward onto the format
-    if lo is not None and float(cast(lo)) < lo:
-        lo = float(np.nextafter(cast(lo), cast(np.inf)))
-    if hi is not None and float(cast(hi)) > hi:
-        hi = float(np.nextafter(cast(hi), cast(-np.inf)))
-    if lo is not None and hi is not None and lo > hi:
+    # hypothesis wants bounds of the width: snap them inward onto the format (beyond the
+    # finite range a bound only decides whether the infinity of that side is drawn)
+    if lo is not None:
+        if lo < f.lowest:
+            lo = None if allow_infinity or lo == -math.inf else f.lowest
+        elif lo > f.max:
+            lo = math.inf
+        elif float(cast(lo)) != lo:
+            r = cast(lo)            # compared as float64: numpy would compare in float32
+            lo = float(r) if float(r) > lo else float(np.nextafter(r, cast(np.inf)))
+    if hi is not None:
+        if hi > f.max:
+            hi = None if allow_infinity or hi == math.inf else f.max
+        elif hi < f.lowest:
+            hi = -math.inf
+        elif float(cast(hi)) != hi:
+            r = cast(hi)
+            hi = float(r) if float(r) < hi else float(np.nextafter(r, cast(-np.inf)))
+    if (lo is not None and hi is not None and lo > hi) or (
+            not allow_infinity and math.inf in (lo, -hi if hi is not None else None)):
         raise ValueError(f"no {f.name} value lies in [{lo}, {hi}]")
-    return st.floats(min_value=lo, max_value=hi, allow_nan=allow_nan,
-                     allow_infinity=allow_infinity, allow_subnormal=allow_subnormal,
-                     width=width)
+    s = st.floats(min_value=lo, max_value=hi, allow_nan=allow_nan,
+                  allow_infinity=allow_infinity, allow_subnormal=allow_subnormal, width=width)
+    if allow_subnormal:
+        return s
+    tiny = f.tiny       # hypothesis returns a subnormal bound itself when min == max
+    return s.filter(lambda v: not 0 < abs(v) < tiny)
 
 
 # ---- codes ------------------------------------------------------------------------------------
