@@ -21,12 +21,14 @@ checks the CPU's bf16/fp16 kernels.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from typing import Sequence
 
 import torch
 
 import numfmt
+from numfmt.cli import (CliError, Progress, check_output_file, markdown_table, positive_int,
+                        run_cli, write_json)
 
 
 def _round_inputs(x: torch.Tensor, fmt: str, mode: str) -> torch.Tensor:
@@ -74,40 +76,66 @@ def compare(a: torch.Tensor, b: torch.Tensor, fmt: str, device: str) -> dict:
     return row
 
 
-def main(argv: list[str] | None = None) -> int:
+def _device(text: str) -> str:
+    """``--device``: a torch device name ("cpu", "cuda", "cuda:1"), checked to exist here."""
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise CliError(f"--device: {text!r} is not a torch device (use cpu or cuda)") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise CliError(f"--device: {text!r}: only cpu and cuda are checked here")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CliError("--device: no CUDA device here: run with --device cpu, or on a machine "
+                       "with a GPU")
+    return str(dev)
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.matmul_formats", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--m", type=int, default=512)
-    p.add_argument("--k", type=int, default=1024)
-    p.add_argument("--n", type=int, default=512)
-    p.add_argument("--json", metavar="FILE")
-    args = p.parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("no CUDA device here: run with --device cpu, or on a machine with a GPU",
-              file=sys.stderr)
-        return 2
+    p.add_argument("--m", type=positive_int, default=512, help="rows of A (default 512)")
+    p.add_argument("--k", type=positive_int, default=1024, help="columns of A (default 1024)")
+    p.add_argument("--n", type=positive_int, default=512, help="columns of B (default 512)")
+    p.add_argument("--json", metavar="FILE", help="write the rows as JSON ('-': stdout)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    device = _device(args.device)
+    check_output_file(args.json, "--json")
+    progress = Progress(args.quiet, prefix="[matmul_formats] ")
+    out = sys.stderr if args.json == "-" else sys.stdout
     g = torch.Generator().manual_seed(0)
     a = torch.randn(args.m, args.k, generator=g)
     b = torch.randn(args.k, args.n, generator=g)
-    rows = [compare(a, b, fmt, args.device) for fmt in ("tf32", "bf16", "fp16")]
-    name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
-    print(f"{name}, torch {torch.__version__}, A {args.m}x{args.k} @ B {args.k}x{args.n}\n")
-    print("| format | inputs rounded by | outputs equal to the single-rounding reference | "
-          "max error / (\\|A\\| @ \\|B\\|), in output eps |")
-    print("|---|---|---|---|")
-    for r in rows:
-        for mode in ("rne", "rna", "trunc"):
-            if f"equal_share_{mode}" in r:
-                print(f"| {r['format']} | {mode} | {r[f'equal_share_{mode}']:.4%} | "
-                      f"{r[f'max_err_eps_{mode}']:.3g} |")
-    if args.device == "cpu":
-        print("\n(CPU: torch has no TF32 here, so the tf32 row is plain FP32 against TF32 inputs.)")
+    rows = []
+    for fmt in ("tf32", "bf16", "fp16"):
+        progress(f"{fmt} on {device}")
+        rows.append(compare(a, b, fmt, device))
+    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
+    print(f"{name}, torch {torch.__version__}, A {args.m}x{args.k} @ B {args.k}x{args.n}\n",
+          file=out)
+    print(markdown_table(
+        ["format", "inputs rounded by", "outputs equal to the single-rounding reference",
+         "max error / (\\|A\\| @ \\|B\\|), in output eps"],
+        [[r["format"], mode, f"{r[f'equal_share_{mode}']:.4%}", f"{r[f'max_err_eps_{mode}']:.3g}"]
+         for r in rows for mode in ("rne", "rna", "trunc") if f"equal_share_{mode}" in r]),
+        file=out)
+    if device == "cpu":
+        print("\n(CPU: torch has no TF32 here, so the tf32 row is plain FP32 against TF32 "
+              "inputs.)", file=out)
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
-        print(f"wrote {args.json}")
+        write_json(args.json, rows)
+        progress(f"wrote {args.json}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the check; 2 after an ``error:`` line for an unusable argument or device."""
+    return run_cli(_run, argv, prog="matmul_formats")
 
 
 if __name__ == "__main__":

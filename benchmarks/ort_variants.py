@@ -38,8 +38,8 @@ from benchmarks._timing import time_interleaved
 from benchmarks.variant import Unavailable, Variant
 
 __all__ = ["ORT_VARIANTS", "ORT_HINT", "OPSET", "SPINNING_KEY", "modules", "fp32_graph",
-           "matmulinteger_graph", "static_quantized", "dynamic_quantized", "session", "tune_spinning", "initializer_bytes",
-           "cpu_has_vnni", "build"]
+           "matmulinteger_graph", "static_quantized", "dynamic_quantized", "session",
+           "tune_spinning", "initializer_bytes", "cpu_has_vnni", "build"]
 
 ORT_VARIANTS = ("ort_fp32", "ort_int8_static", "ort_int8_dynamic", "ort_int8_matmulinteger")
 ORT_HINT = "pip install onnxruntime onnx (the project's optional extra 'ort')"

@@ -99,7 +99,8 @@ def test_quantized_rows_are_int8_graphs_close_to_fp32() -> None:
 def test_static_quantization_is_qdq_per_channel() -> None:
     w, b, x = _toy()
     xf = x.to(torch.float32) / 255
-    model = ort_variants.static_quantized(ort_variants.fp32_graph(w, b), xf[:100], reduce_range=False)
+    model = ort_variants.static_quantized(ort_variants.fp32_graph(w, b), xf[:100],
+                                          reduce_range=False)
     ops = [n.op_type for n in model.graph.node]
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops and "Gemm" in ops
     shapes = {t.name: tuple(t.dims) for t in model.graph.initializer}
