@@ -59,8 +59,8 @@ from numfmt.registry import formats, get
 from numfmt.rounding import default_overflow, round_to
 from numfmt.strategies import rounding_input_array, storage_dtype
 
-__all__ = ["CAUSES", "LIBRARIES", "SOURCES", "CastAuditRow", "audit_casts", "default_targets",
-           "library_cast", "main"]
+__all__ = ["CAUSES", "LIBRARIES", "SOURCES", "CastAuditRow", "audit_casts", "audit_inputs",
+           "compare_results", "default_targets", "library_cast", "main"]
 
 CAUSES = ("nan_inf", "zero", "sign", "double_rounding", "overflow", "subnormal", "truncation",
           "other")
@@ -333,6 +333,53 @@ def _compare(source: Format, target: Format, library: str, x: np.ndarray, got: n
                                  "result": repr(float(got[j])), "why": str(why)}
     return CastAuditRow(source.name, target.name, library, int(defined.sum()), int(bad.size),
                         _frozen(by_cause), _frozen(examples), int(undefined.size))
+
+
+def compare_results(source: Any, target: Any, inputs: Any, results: Any,
+                    library: str = "custom") -> CastAuditRow:
+    """Compare one cast's ``results`` on ``inputs`` with exact RNE, mismatches by cause.
+
+    Parameters
+    ----------
+    source, target : format specs
+        Anything `numfmt.get` accepts; ``source`` is the format the inputs are values of
+        (it decides which double rounding is possible: through float32 for fp64 sources).
+    inputs : array_like
+        The inputs (any real dtype numpy can widen exactly to float64: values of
+        ``source``).
+    results : array_like
+        What the cast returned, same shape (anything convertible to float64).
+    library : str
+        The name the row carries.
+
+    Returns
+    -------
+    CastAuditRow
+        As in `audit_casts`; the causes are the module docstring's.
+
+    Raises
+    ------
+    ValueError
+        For unknown formats or inputs and results of different shapes.
+
+    Examples
+    --------
+    >>> import ml_dtypes, numpy as np
+    >>> x = np.array([1 + 2**-8 + 2**-40])          # float32 rounds it onto the bf16 tie
+    >>> detour = x.astype(np.float32).astype(ml_dtypes.bfloat16)     # 1.0: ties to even
+    >>> row = compare_results("fp64", "bf16", x, detour)
+    >>> row.by_cause["double_rounding"], row.examples["double_rounding"]["exact"]
+    (1, '1.0078125')
+    """
+    s, t = get(source), get(target)
+    with np.errstate(invalid="ignore"):          # ml_dtypes warns on NaN, exact all the same
+        x = np.asarray(inputs).astype(np.float64).ravel()
+    got = np.asarray(results, dtype=np.float64).ravel()
+    if np.shape(inputs) != np.shape(results):
+        raise ValueError(f"inputs {np.shape(inputs)} and results {np.shape(results)} differ "
+                         f"in shape")
+    ref, defined, why = _reference(x, t)
+    return _compare(s, t, library, x, got, ref, defined, why)
 
 
 # ---- inputs -----------------------------------------------------------------------------------
