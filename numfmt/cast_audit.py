@@ -80,6 +80,9 @@ class CastAuditRow:
     cause met (and ``"undefined"``) to one input with the library's result and the exact one,
     as ``repr`` strings (``input_hex`` is ``float.hex``). ``undefined`` counts the inputs
     without an exact answer. ``skipped`` gives the reason when the cast could not be run.
+    ``trap_checked`` and ``trap_mismatches`` are the part of ``checked`` and ``mismatches``
+    that came from the targeted traps (fp32/fp64 sources; 0 for exhaustive sources), so the
+    rest is the seeded random sample.
     """
 
     source: str
@@ -91,6 +94,8 @@ class CastAuditRow:
     examples: Mapping[str, Mapping[str, str]]
     undefined: int = 0
     skipped: str | None = None
+    trap_checked: int = 0
+    trap_mismatches: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dicts and numbers, for JSON."""
@@ -98,7 +103,8 @@ class CastAuditRow:
                 "checked": self.checked, "mismatches": self.mismatches,
                 "by_cause": dict(self.by_cause),
                 "examples": {k: dict(v) for k, v in self.examples.items()},
-                "undefined": self.undefined, "skipped": self.skipped}
+                "undefined": self.undefined, "skipped": self.skipped,
+                "trap_checked": self.trap_checked, "trap_mismatches": self.trap_mismatches}
 
 
 def _frozen(d: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -313,8 +319,10 @@ def _example(x: float, got: float, ref: float) -> dict[str, str]:
 
 
 def _compare(source: Format, target: Format, library: str, x: np.ndarray, got: np.ndarray,
-             ref: np.ndarray, defined: np.ndarray, why: str | None) -> CastAuditRow:
-    bad = np.flatnonzero(defined & ~_same_values(got, ref))
+             ref: np.ndarray, defined: np.ndarray, why: str | None,
+             trap: np.ndarray | None = None) -> CastAuditRow:
+    wrong = defined & ~_same_values(got, ref)
+    bad = np.flatnonzero(wrong)
     cause = _classify(x[bad], got[bad], ref[bad], source, target)
     by_cause = {c: int((cause == i).sum()) for i, c in enumerate(CAUSES)}
     examples: dict[str, dict[str, str]] = {}
@@ -331,8 +339,9 @@ def _compare(source: Format, target: Format, library: str, x: np.ndarray, got: n
         j = int(undefined[0])
         examples["undefined"] = {"input": repr(float(x[j])), "input_hex": float(x[j]).hex(),
                                  "result": repr(float(got[j])), "why": str(why)}
+    traps = (0, 0) if trap is None else (int((defined & trap).sum()), int((wrong & trap).sum()))
     return CastAuditRow(source.name, target.name, library, int(defined.sum()), int(bad.size),
-                        _frozen(by_cause), _frozen(examples), int(undefined.size))
+                        _frozen(by_cause), _frozen(examples), int(undefined.size), None, *traps)
 
 
 def compare_results(source: Any, target: Any, inputs: Any, results: Any,
@@ -549,6 +558,7 @@ def _audit_pair(s: Format, t: Format, casts: Mapping[str, Cast | str], sample: i
     with np.errstate(invalid="ignore"):          # ml_dtypes warns on NaN, exact all the same
         x64 = x.astype(np.float64)
     ref, defined, why = _reference(x64, t)
+    trap = np.arange(x.size) >= sample if s.bits > 16 else None   # audit_inputs' layout
     rows = []
     for lib, cast in casts.items():
         if isinstance(cast, str):
@@ -560,7 +570,7 @@ def _audit_pair(s: Format, t: Format, casts: Mapping[str, Cast | str], sample: i
             rows.append(_skipped(s.name, t.name, lib, f"the cast raises {type(err).__name__}: "
                                                       f"{err}"))
             continue
-        rows.append(_compare(s, t, lib, x64, got, ref, defined, why))
+        rows.append(_compare(s, t, lib, x64, got, ref, defined, why, trap))
     return rows
 
 
@@ -575,8 +585,10 @@ def _cause_cell(row: CastAuditRow) -> str:
 def markdown(rows: Sequence[CastAuditRow]) -> str:
     """The findings table, then one example per (row, cause)."""
     table = markdown_table(
-        ["source", "target", "library", "checked", "mismatches", "by cause", "undefined"],
-        [[r.source, r.target, r.library, r.checked, r.mismatches, _cause_cell(r), r.undefined]
+        ["source", "target", "library", "checked (traps)", "mismatches (in traps)", "by cause",
+         "undefined"],
+        [[r.source, r.target, r.library, f"{r.checked} ({r.trap_checked})",
+          f"{r.mismatches} ({r.trap_mismatches})", _cause_cell(r), r.undefined]
          for r in rows], align=["l", "l", "l", "r", "r", "l", "r"])
     examples = markdown_table(
         ["source", "target", "library", "cause", "count", "input", "result", "exact"],
@@ -586,8 +598,11 @@ def markdown(rows: Sequence[CastAuditRow]) -> str:
         align=["l", "l", "l", "l", "r", "l", "l", "l"])
     notes = ("mismatches: results that differ from exact round-to-nearest-even (numfmt.round_to "
              "of the exact input, the target's default overflow rule; NaN equals NaN, zeros "
-             "must have the same sign). undefined: inputs with no exact answer (NaN into a "
-             "format without NaN), not counted. Causes: python -m numfmt.cast_audit --help.")
+             "must have the same sign). traps: the targeted inputs of "
+             "numfmt.strategies.rounding_input_array (fp32/fp64 sources; the rest is the seeded "
+             "sample; 16-bit sources are exhaustive). undefined: inputs with no exact answer "
+             "(NaN into a format without NaN), not counted. Causes: python -m "
+             "numfmt.cast_audit --help.")
     return f"{table}\n\n{notes}\n\n{examples}"
 
 
