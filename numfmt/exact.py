@@ -1,73 +1,165 @@
-"""Exact (rational) rounding into a format, and the neighbours of a format value.
+"""Exact (rational) rounding into a format, the neighbours of a format value, and exact search.
 
 Everything here works on `fractions.Fraction` with integer arithmetic, so it is exact for any
-input; it is the scalar reference that the vectorised `round_to` and the exp bounds stand on.
+input; it is the scalar reference that the vectorised `round_to`, the exp bounds and the softmax
+limits stand on. The format values are numbered in order (`ordinal`), so that a search for the
+cut of a monotone predicate (`last_true`) bisects codes instead of walking value by value.
 """
 
 from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Callable, Literal
 
 from numfmt.format import Format
+from numfmt.registry import get
 
-Mode = Literal["nearest", "floor", "ceil"]
+__all__ = ["RoundingMode", "ROUNDING_MODES", "floor_log2", "quantum", "round_exact", "next_up",
+           "next_down", "ordinal", "from_ordinal", "last_true"]
+
+RoundingMode = Literal["nearest_even", "nearest_away", "toward_zero", "up", "down", "odd",
+                       "nearest", "floor", "ceil"]
+# The deterministic modes; "nearest", "floor" and "ceil" are older names of the first, "down", "up".
+ROUNDING_MODES: tuple[str, ...] = ("nearest_even", "nearest_away", "toward_zero", "up", "down",
+                                   "odd")
+_ALIASES = {"nearest": "nearest_even", "floor": "down", "ceil": "up"}
 
 
-def _floor_log2(q: Fraction) -> int:
-    """floor(log2(q)) for q > 0, exactly."""
+def floor_log2(q: Fraction | int) -> int:
+    """floor(log2(q)) of a positive rational, exactly (from bit lengths, no float).
+
+    Parameters
+    ----------
+    q : Fraction or int
+        A positive number.
+
+    Returns
+    -------
+    int
+        The e with 2**e <= q < 2**(e+1).
+
+    Raises
+    ------
+    ValueError
+        If q <= 0.
+
+    Examples
+    --------
+    >>> floor_log2(Fraction(3, 8))
+    -2
+    """
+    q = Fraction(q)
+    if q <= 0:
+        raise ValueError(f"floor_log2 needs a positive number, not {q}")
     e = q.numerator.bit_length() - q.denominator.bit_length()
     # 2**e is within a factor of two of q; correct by one step either way.
-    if Fraction(2) ** e > q:
+    if (q.numerator << max(-e, 0)) < (q.denominator << max(e, 0)):
         e -= 1
-    elif Fraction(2) ** (e + 1) <= q:
-        e += 1
     return e
 
 
-def quantum(fmt: Format, q: Fraction) -> Fraction:
+def quantum(fmt: Any, q: Fraction | int) -> Fraction:
     """Spacing of the format's grid in the binade holding |q| (ignoring the upper range limit).
 
-    For floats this is 2**(max(floor(log2|q|), emin) - mantissa_bits); for integers, 1.
+    Parameters
+    ----------
+    fmt : Format or anything `numfmt.get` accepts
+    q : Fraction or int
+        Any rational; 0 gives the spacing of the bottom (subnormal) binade.
+
+    Returns
+    -------
+    Fraction
+        2**(max(floor(log2|q|), emin) - mantissa_bits) for floats; 1 for integers.
     """
+    fmt = get(fmt)
     if not fmt.is_float:
         return Fraction(1)
     if q == 0:
         return fmt.smallest_subnormal_exact
-    e = max(_floor_log2(abs(q)), fmt.emin)
+    e = max(floor_log2(abs(Fraction(q))), fmt.emin)
     return Fraction(2) ** (e - fmt.mantissa_bits)
 
 
-def round_exact(q: Fraction | int, fmt: Format, mode: Mode = "nearest") -> Fraction | float:
-    """Round the rational ``q`` onto the format's grid, with unbounded exponent range.
+def _mode(mode: str) -> str:
+    m = _ALIASES.get(mode, mode)
+    if m not in ROUNDING_MODES:
+        raise ValueError(f"rounding mode must be one of {ROUNDING_MODES} (or 'nearest', 'floor', "
+                         f"'ceil'), not {mode!r}")
+    return m
 
-    ``nearest`` breaks ties to the even grid point (round-to-nearest-even); ``floor`` and
-    ``ceil`` round toward -inf / +inf. The result is a `Fraction` on the format's grid; a
-    result beyond the finite range is returned as it is (``> fmt.max``) so that callers apply
-    their own overflow rule. Formats without subnormals flush to zero or the tiny normal.
+
+def _round_integer(k: Fraction, mode: str) -> int:
+    """The integer that ``mode`` rounds the rational ``k`` to."""
+    lo = math.floor(k)
+    if lo == k:
+        return lo
+    if mode == "down":
+        return lo
+    if mode == "up":
+        return lo + 1
+    if mode == "toward_zero":
+        return lo + 1 if k < 0 else lo
+    if mode == "odd":
+        return lo if lo % 2 else lo + 1
+    twice = 2 * (k - lo)
+    if twice != 1:
+        return lo + (1 if twice > 1 else 0)
+    if mode == "nearest_away":
+        return lo + 1 if k > 0 else lo
+    return lo if lo % 2 == 0 else lo + 1            # nearest_even
+
+
+def round_exact(q: Fraction | int | float, fmt: Any, mode: RoundingMode = "nearest_even"
+                ) -> Fraction:
+    """Round the rational ``q`` onto the format's grid, with unbounded exponent range above.
+
+    Parameters
+    ----------
+    q : Fraction, int or float
+        The exact value (a float is taken exactly).
+    fmt : Format or anything `numfmt.get` accepts
+    mode : str
+        ``"nearest_even"`` (ties to the even grid point), ``"nearest_away"`` (ties away from
+        zero), ``"toward_zero"``, ``"up"`` (toward +inf), ``"down"`` (toward -inf) or ``"odd"``
+        (an inexact result takes the neighbour with an odd last digit). ``"nearest"``,
+        ``"floor"`` and ``"ceil"`` are older names of nearest_even, down and up.
+
+    Returns
+    -------
+    Fraction
+        A point of the format's grid (subnormal spacing below the tiny normal). A result beyond
+        the finite range is returned as it is (``> fmt.max_exact``) so that callers apply their
+        own overflow rule.
+
+    Raises
+    ------
+    ValueError
+        For an unknown mode, or a non-finite float.
+
+    Examples
+    --------
+    >>> round_exact(Fraction(1, 3), "fp16")
+    Fraction(1365, 4096)
     """
+    fmt = get(fmt)
+    m = _mode(mode)
+    if isinstance(q, float) and not math.isfinite(q):
+        raise ValueError(f"round_exact needs a finite number, not {q}")
     q = Fraction(q)
     if q == 0:
         return Fraction(0)
     step = quantum(fmt, q)
-    k = q / step
-    if mode == "nearest":
-        n = round(k)  # Fraction.__round__ rounds half to even
-    elif mode == "floor":
-        n = math.floor(k)
-    elif mode == "ceil":
-        n = math.ceil(k)
-    else:
-        raise ValueError(f"mode must be 'nearest', 'floor' or 'ceil', not {mode!r}")
-    r = n * step
-    if fmt.is_float and not fmt.has_subnormals and 0 < abs(r) < fmt.tiny_exact:
-        raise NotImplementedError(f"{fmt.name}: rounding without subnormals is not modelled")
-    return r
+    return _round_integer(q / step, m) * step
 
 
-def next_up(x: Fraction | float | int, fmt: Format) -> Fraction | None:
-    """Smallest format value greater than the format value ``x``; None above the max."""
+def next_up(x: Fraction | float | int, fmt: Any) -> Fraction | None:
+    """Smallest format value greater than the format value ``x``; None above the max.
+
+    ``fmt`` is a `Format` or anything `numfmt.get` accepts.
+    """
+    fmt = get(fmt)
     x = Fraction(x)
     if not fmt.is_float:                 # two's complement is not symmetric: no mirroring
         return x + 1 if x + 1 <= fmt.max_exact else None
@@ -79,8 +171,12 @@ def next_up(x: Fraction | float | int, fmt: Format) -> Fraction | None:
     return x + quantum(fmt, x)
 
 
-def next_down(x: Fraction | float | int, fmt: Format) -> Fraction | None:
-    """Largest format value less than the format value ``x``; None below the lowest."""
+def next_down(x: Fraction | float | int, fmt: Any) -> Fraction | None:
+    """Largest format value less than the format value ``x``; None below the lowest.
+
+    ``fmt`` is a `Format` or anything `numfmt.get` accepts.
+    """
+    fmt = get(fmt)
     x = Fraction(x)
     if not fmt.is_float:
         return x - 1 if x - 1 >= fmt.lowest_exact else None
@@ -93,9 +189,84 @@ def next_down(x: Fraction | float | int, fmt: Format) -> Fraction | None:
     return x - quantum(fmt, x - quantum(fmt, x) / 2)
 
 
-def is_representable(x: Fraction | float | int, fmt: Format) -> bool:
-    """Whether the finite number ``x`` is exactly a value of the format."""
+def ordinal(x: Fraction | float | int, fmt: Any) -> int:
+    """The position of the format value ``x`` in the ordered set of values (0 at zero).
+
+    Consecutive format values have consecutive ordinals; negative values have negative ones.
+    For floats this is the sign-magnitude code order (subnormals first); for integers, x itself.
+    """
+    fmt = get(fmt)
     x = Fraction(x)
-    if not fmt.lowest_exact <= x <= fmt.max_exact:
-        return False
-    return round_exact(x, fmt) == x
+    if not fmt.is_float:
+        return int(x)
+    if x < 0:
+        return -ordinal(-x, fmt)
+    m = fmt.mantissa_bits
+    if x < fmt.tiny_exact:
+        return int(x / fmt.smallest_subnormal_exact)
+    e = floor_log2(x)
+    return (e - fmt.emin + 1) * 2**m + int(x / Fraction(2) ** (e - m)) - 2**m
+
+
+def from_ordinal(k: int, fmt: Any) -> Fraction:
+    """The format value at ordinal ``k`` (the inverse of `ordinal`, unbounded above)."""
+    fmt = get(fmt)
+    if not fmt.is_float:
+        return Fraction(k)
+    if k < 0:
+        return -from_ordinal(-k, fmt)
+    m = fmt.mantissa_bits
+    if k < 2**m:
+        return k * fmt.smallest_subnormal_exact
+    e = (k >> m) + fmt.emin - 1
+    return (2**m + (k & (2**m - 1))) * Fraction(2) ** (e - m)
+
+
+def last_true(pred: Callable[[Fraction], bool], fmt: Any,
+              start: Fraction | float | int | None = None) -> Fraction | None:
+    """The largest finite format value x with ``pred(x)``, for a predicate true below a cut.
+
+    Parameters
+    ----------
+    pred : callable
+        Monotone over the format's finite values: True up to some value, False after it.
+    fmt : Format or anything `numfmt.get` accepts
+    start : number, optional
+        A guess near the cut (rounded down onto the grid and clamped to the range); 0 if omitted.
+
+    Returns
+    -------
+    Fraction or None
+        The cut, ``fmt.max_exact`` if pred holds everywhere, None if it holds nowhere.
+
+    Notes
+    -----
+    Gallops from ``start`` in steps that double, then bisects ordinals: O(log distance) calls to
+    ``pred``, so a guess that is far off costs a few dozen calls, not a walk.
+    """
+    fmt = get(fmt)
+    lo_k, hi_k = ordinal(fmt.lowest_exact, fmt), ordinal(fmt.max_exact, fmt)
+    guess = Fraction(0) if start is None else round_exact(start, fmt, "down")
+    k = min(max(ordinal(min(max(guess, fmt.lowest_exact), fmt.max_exact), fmt), lo_k), hi_k)
+
+    def ok(i: int) -> bool:
+        return bool(pred(from_ordinal(i, fmt)))
+
+    # Gallop away from the guess (up if it holds, down if not) until the answer flips.
+    up = ok(k)
+    known, step = k, 1
+    while True:
+        nxt = min(known + step, hi_k) if up else max(known - step, lo_k)
+        if nxt == known:                     # ran into the end of the range
+            return from_ordinal(known, fmt) if up else None
+        if ok(nxt) != up:
+            break
+        known, step = nxt, step * 2
+    good, bad = (known, nxt) if up else (nxt, known)
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if ok(mid):
+            good = mid
+        else:
+            bad = mid
+    return from_ordinal(good, fmt)

@@ -27,7 +27,7 @@ from typing import Any
 
 import mpmath
 
-from numfmt.exact import next_down, next_up, quantum, round_exact
+from numfmt.exact import floor_log2, last_true, next_up, quantum, round_exact
 from numfmt.format import Format
 from numfmt.registry import get
 from numfmt.rounding import default_overflow
@@ -65,10 +65,9 @@ def _raw_to_fraction(raw: tuple) -> Fraction:
 def _far_from(x: Fraction, limit: Fraction) -> int:
     """-1 or 1 when exp(x) is certainly below or above ``limit`` by a factor of e or more
     (decided from bit lengths alone, so huge |x| never reaches mpmath); 0 otherwise."""
-    # log2(limit) lies in [k - 1, k + 1] with k the difference of the bit lengths.
-    k = limit.numerator.bit_length() - limit.denominator.bit_length()
+    k = floor_log2(limit)                     # log2(limit) lies in [k, k + 1)
     ln2 = 0.6931471805599453
-    if x < (k - 1) * ln2 - 1:
+    if x < k * ln2 - 1:
         return -1
     if x > (k + 1) * ln2 + 1:
         return 1
@@ -100,45 +99,54 @@ def compare_exp(x: Fraction | float | int, limit: Fraction) -> int:
     raise ArithmeticError(f"could not separate exp({x}) from {limit} at {_MAX_PREC} bits")
 
 
-def _log_fraction(limit: Fraction) -> Fraction:
-    """log(limit) to 256 bits, as an exact Fraction (only a starting guess: verified after)."""
+def log_rational(q: Fraction) -> Fraction:
+    """log(q) of a positive rational to 256 bits, as an exact Fraction.
+
+    Only a starting guess for the searches (which then prove their answer); not a bound.
+    """
     with mpmath.workprec(256):
-        t = mpmath.log(mpmath.mpf(limit.numerator) / limit.denominator)
+        t = mpmath.log(mpmath.mpf(q.numerator) / q.denominator)
     return _raw_to_fraction(t._mpf_)
 
 
-def _largest_below(fmt: Format, limit: Fraction) -> Fraction:
-    """Largest format value x with exp(x) < limit (the lowest value if none, max if all)."""
-    t = _log_fraction(limit)
-    x = round_exact(t, fmt, "floor")
-    x = min(max(x, fmt.lowest_exact), fmt.max_exact)
-    while compare_exp(x, limit) > 0:
-        d = next_down(x, fmt)
-        if d is None:
-            return x
-        x = d
-    while True:
-        u = next_up(x, fmt)
-        if u is None or compare_exp(u, limit) > 0:
-            return x
-        x = u
+def largest_arg_below(fmt: Any, limit: Fraction) -> Fraction:
+    """Largest value x of ``fmt`` with exp(x) < ``limit``, proven (the lowest value if none).
+
+    Parameters
+    ----------
+    fmt : Format or anything `numfmt.get` accepts
+    limit : Fraction
+        A positive rational.
+
+    Returns
+    -------
+    Fraction
+    """
+    f = get(fmt)
+    x = last_true(lambda v: compare_exp(v, limit) < 0, f, start=log_rational(limit))
+    return f.lowest_exact if x is None else x
 
 
-def _smallest_above(fmt: Format, limit: Fraction) -> Fraction:
-    """Smallest format value x with exp(x) > limit."""
-    t = _log_fraction(limit)
-    x = round_exact(t, fmt, "ceil")
-    x = min(max(x, fmt.lowest_exact), fmt.max_exact)
-    while compare_exp(x, limit) < 0:
-        u = next_up(x, fmt)
-        if u is None:
-            return x
-        x = u
-    while True:
-        d = next_down(x, fmt)
-        if d is None or compare_exp(d, limit) < 0:
-            return x
-        x = d
+def smallest_arg_above(fmt: Any, limit: Fraction) -> Fraction:
+    """Smallest value x of ``fmt`` with exp(x) > ``limit``, proven (the max if none).
+
+    Parameters
+    ----------
+    fmt : Format or anything `numfmt.get` accepts
+    limit : Fraction
+        A positive rational other than 1 (exp(0) == 1 exactly cannot be compared strictly).
+
+    Returns
+    -------
+    Fraction
+    """
+    f = get(fmt)
+    # exp(x) == limit never happens for rational x other than 0 (limit 1 is refused there).
+    x = last_true(lambda v: compare_exp(v, limit) < 0, f, start=log_rational(limit))
+    if x is None:
+        return f.lowest_exact
+    up = next_up(x, f)
+    return x if up is None else up
 
 
 @dataclass(frozen=True)
@@ -157,9 +165,9 @@ class ExpBounds:
     """
 
     format: Format
-    max_arg: float
-    min_arg: float
-    min_normal_arg: float
+    max_arg: float | int
+    min_arg: float | int
+    min_normal_arg: float | int
     overflow_limit: Fraction = field(repr=False)
     underflow_limit: Fraction = field(repr=False)
     normal_limit: Fraction = field(repr=False)
@@ -167,17 +175,17 @@ class ExpBounds:
     @property
     def overflow_threshold(self) -> float:
         """log(overflow_limit): exp(x) overflows iff x > this (real-valued)."""
-        return float(_log_fraction(self.overflow_limit))
+        return float(log_rational(self.overflow_limit))
 
     @property
     def underflow_threshold(self) -> float:
         """log(underflow_limit): exp(x) rounds to 0 iff x < this (real-valued)."""
-        return float(_log_fraction(self.underflow_limit))
+        return float(log_rational(self.underflow_limit))
 
     @property
     def normal_threshold(self) -> float:
         """log(normal_limit): exp(x) rounds below the tiny normal iff x < this."""
-        return float(_log_fraction(self.normal_limit))
+        return float(log_rational(self.normal_limit))
 
     def threshold_digits(self, digits: int = 30) -> dict[str, str]:
         """The three real thresholds as decimal strings with ``digits`` significant digits."""
@@ -203,9 +211,9 @@ def _exp_bounds(fmt: Format) -> ExpBounds:
     normal_limit = fmt.tiny_exact - fmt.smallest_subnormal_exact / 2
     return ExpBounds(
         format=fmt,
-        max_arg=float(_largest_below(fmt, overflow_limit)),
-        min_arg=float(_smallest_above(fmt, underflow_limit)),
-        min_normal_arg=float(_smallest_above(fmt, normal_limit)),
+        max_arg=fmt.as_number(largest_arg_below(fmt, overflow_limit)),
+        min_arg=fmt.as_number(smallest_arg_above(fmt, underflow_limit)),
+        min_normal_arg=fmt.as_number(smallest_arg_above(fmt, normal_limit)),
         overflow_limit=overflow_limit,
         underflow_limit=underflow_limit,
         normal_limit=normal_limit,

@@ -50,6 +50,7 @@ class Format:
     numpy_dtype_name: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
+        self._check_parameters()
         if self.kind == "float":
             if self.bits != 1 + self.exponent_bits + self.mantissa_bits:
                 raise ValueError(f"{self.name}: bits must be 1 + exponent_bits + mantissa_bits")
@@ -63,6 +64,19 @@ class Format:
                                  f"(pass has_inf=False, nan='none')")
         else:
             raise ValueError(f"{self.name}: kind must be 'float' or 'int', not {self.kind!r}")
+
+    def _check_parameters(self) -> None:
+        """Refuse parameters that define no format, before anything is derived from them."""
+        for key in ("bits", "exponent_bits", "mantissa_bits"):
+            v = getattr(self, key)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{self.name}: {key} must be a non-negative int, not {v!r}")
+        if self.kind == "float" and self.exponent_bits < 1:
+            raise ValueError(f"{self.name}: a float format needs exponent_bits >= 1, "
+                             f"not {self.exponent_bits} (use kind='int' for fixed point)")
+        if self.kind == "int" and self.bits < (2 if self.signed else 1):
+            raise ValueError(f"{self.name}: an integer format needs bits >= "
+                             f"{2 if self.signed else 1}, not {self.bits}")
 
     # ---- float structure ---------------------------------------------------------------
     @property
@@ -136,45 +150,88 @@ class Format:
         """Gap between 1 and the next larger value."""
         return Fraction(1, 2**self.mantissa_bits) if self.is_float else Fraction(1)
 
-    # ---- limits as Python numbers (all exact in float64) --------------------------------
-    @property
-    def max(self) -> float:
-        return float(self.max_exact)
+    # ---- limits as Python numbers (all exact in float64; ints for integer formats) --------
+    def as_number(self, q: Fraction) -> float | int:
+        """The format value ``q`` as a Python number: an int for integer formats, else a float
+        (exact: every value of every float format here is a float64)."""
+        return float(q) if self.is_float else int(q)
 
     @property
-    def lowest(self) -> float:
-        return float(self.lowest_exact)
+    def max(self) -> float | int:
+        """Largest finite value (a Python int for integer formats)."""
+        return self.as_number(self.max_exact)
+
+    @property
+    def lowest(self) -> float | int:
+        """Most negative finite value (a Python int for integer formats)."""
+        return self.as_number(self.lowest_exact)
+
+    @property
+    def min(self) -> float | int:
+        """numpy's name for `lowest` (``finfo.min`` / ``iinfo.min``: the most negative value)."""
+        return self.lowest
 
     @property
     def tiny(self) -> float:
+        """Smallest positive normal value (numpy's ``finfo.tiny``)."""
         return float(self.tiny_exact)
 
     @property
     def smallest_normal(self) -> float:
+        """numpy's name for `tiny`."""
         return self.tiny
 
     @property
     def smallest_subnormal(self) -> float:
+        """Smallest positive value."""
         return float(self.smallest_subnormal_exact)
 
     @property
     def eps(self) -> float:
+        """Gap between 1 and the next larger value (numpy's ``finfo.eps``)."""
         return float(self.eps_exact)
 
     @property
+    def epsneg(self) -> float:
+        """Gap between 1 and the next smaller value (numpy's ``finfo.epsneg``): eps / 2 for
+        floats (1 is the bottom of its binade), 1 for integers."""
+        return float(self.eps_exact / 2) if self.is_float else 1.0
+
+    @property
+    def nmant(self) -> int:
+        """numpy's name for `mantissa_bits` (stored fraction bits; 0 for integers)."""
+        return self.mantissa_bits
+
+    @property
+    def nexp(self) -> int:
+        """numpy's name for `exponent_bits` (0 for integers)."""
+        return self.exponent_bits
+
+    @property
+    def precision(self) -> int:
+        """Decimal digits of precision, numpy's ``finfo.precision``: floor(-log10(eps));
+        0 for integers."""
+        return self.resolution_digits
+
+    @property
+    def resolution(self) -> float:
+        """numpy's ``finfo.resolution``: 10**-precision, as a Python float."""
+        return 10.0 ** -self.precision
+
+    @property
     def resolution_digits(self) -> int:
-        """Decimal digits of precision, numpy's ``finfo.precision``: floor(-log10(eps))."""
+        """Decimal digits of precision (the older name of `precision`)."""
         return int(math.floor(-math.log10(self.eps))) if self.is_float else 0
 
     @property
     def dynamic_range_db(self) -> float:
-        """20*log10(max / smallest positive value), in decibels."""
-        return 20.0 * math.log10(self.max_exact / self.smallest_subnormal_exact)
+        """20*log10(max / smallest positive value), in decibels (exact ratio; no float overflow)."""
+        return _db(self.max_exact / self.smallest_subnormal_exact)
 
     @property
     def normal_range_db(self) -> float:
         """20*log10(max / smallest normal), in decibels."""
-        return 20.0 * math.log10(self.max_exact / self.tiny_exact)
+        return _db(self.max_exact / self.tiny_exact)
 
     @property
     def has_nan(self) -> bool:
@@ -189,6 +246,11 @@ class Format:
         import torch
 
         return getattr(torch, self.torch_dtype_name, None)
+
+    @property
+    def dtype(self) -> np.dtype | None:
+        """numpy's name: the numpy (or ml_dtypes) storage dtype, or None (see `numpy_dtype`)."""
+        return self.numpy_dtype
 
     @property
     def numpy_dtype(self) -> np.dtype | None:
@@ -246,3 +308,8 @@ class Format:
         layout = (f"e{self.exponent_bits}m{self.mantissa_bits}" if self.is_float
                   else ("signed" if self.signed else "unsigned"))
         return f"Format({self.name!r}: {self.kind}, {self.bits} bits, {layout})"
+
+
+def _db(ratio: Fraction) -> float:
+    """20*log10 of a positive rational, from the logs of its (arbitrarily large) integer parts."""
+    return 20.0 * (math.log10(ratio.numerator) - math.log10(ratio.denominator))

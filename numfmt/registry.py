@@ -13,13 +13,14 @@ _INT = {"has_inf": False, "nan": "none"}    # integers hold neither: they satura
 
 _FORMATS: tuple[Format, ...] = (
     Format("fp64", "float", 64, 11, 52, description="IEEE 754 binary64 (double)",
-           aliases=("float64", "double", "f64", "binary64"),
+           aliases=("float64", "double", "float", "f64", "binary64"),
            torch_dtype_name="float64", numpy_dtype_name="float64"),
     Format("fp32", "float", 32, 8, 23, description="IEEE 754 binary32 (single)",
-           aliases=("float32", "float", "single", "f32", "binary32"),
+           aliases=("float32", "single", "f32", "binary32"),
            torch_dtype_name="float32", numpy_dtype_name="float32"),
     Format("tf32", "float", 19, 8, 10,
-           description="NVIDIA TensorFloat-32: FP32 range, FP16 precision (no storage dtype)",
+           description="NVIDIA TensorFloat-32: FP32 range, FP16 precision; no storage dtype of "
+                       "its own: its values are held in FP32 (see HELD_IN)",
            aliases=("tensorfloat32", "tensorfloat-32")),
     Format("bf16", "float", 16, 8, 7, description="bfloat16: FP32 range, 8-bit significand",
            aliases=("bfloat16", "brain_float16"),
@@ -57,7 +58,18 @@ _FORMATS: tuple[Format, ...] = (
     Format("int32", "int", 32, **_INT,
            description="two's-complement 32-bit integer (the usual int8 accumulator)",
            aliases=("i32", "qint32"), torch_dtype_name="int32", numpy_dtype_name="int32"),
+    Format("uint32", "int", 32, **_INT, signed=False,
+           description="unsigned 32-bit integer, 0..4294967295",
+           aliases=("u32",), torch_dtype_name="uint32", numpy_dtype_name="uint32"),
+    Format("int64", "int", 64, **_INT,
+           description="two's-complement 64-bit integer (torch's default integer)",
+           aliases=("i64", "long"), torch_dtype_name="int64", numpy_dtype_name="int64"),
 )
+
+# Formats without a storage dtype of their own, and the registered format that holds their values
+# wherever a tensor must exist (results, elementwise math, stored weights). TF32 exists only inside
+# tensor cores; everything around them is FP32. Stated once, here.
+HELD_IN: dict[str, str] = {"tf32": "fp32"}
 
 _BY_NAME: dict[str, Format] = {}
 for _f in _FORMATS:
@@ -81,6 +93,14 @@ def _unknown(spec: Any) -> ValueError:
                       f"(aliases such as 'half', 'bfloat16', 'double' and torch/numpy dtypes work too)")
 
 
+def _is_array(spec: Any) -> bool:
+    """A tensor or array (of values), which `get` must not read as a dtype (numpy would try)."""
+    if isinstance(spec, (np.ndarray, np.generic)):
+        return True
+    return type(spec).__module__.startswith("torch") and hasattr(spec, "dtype") \
+        and hasattr(spec, "shape")
+
+
 def get(spec: Any) -> Format:
     """The `Format` named by ``spec``.
 
@@ -90,6 +110,10 @@ def get(spec: Any) -> Format:
     """
     if isinstance(spec, Format):
         return spec
+    if _is_array(spec):
+        raise TypeError(f"numfmt.get takes a format name, Format or dtype, not a "
+                        f"{type(spec).__module__}.{type(spec).__name__} of values; "
+                        f"pass its .dtype (numfmt.get(x.dtype))")
     if isinstance(spec, str):
         key = spec.strip().lower()
         for prefix in ("torch.", "np.", "numpy.", "ml_dtypes."):

@@ -25,7 +25,7 @@ def test_registry_has_required_formats_in_stable_order():
 
 @pytest.mark.parametrize("spec,name", [
     ("fp16", "fp16"), ("float16", "fp16"), ("HALF", "fp16"), ("bf16", "bf16"),
-    ("bfloat16", "bf16"), ("tf32", "tf32"), ("fp32", "fp32"), ("float", "fp32"),
+    ("bfloat16", "bf16"), ("tf32", "tf32"), ("fp32", "fp32"), ("float", "fp64"), (float, "fp64"),
     ("fp64", "fp64"), ("double", "fp64"), ("int8", "int8"), ("e4m3fn", "fp8_e4m3fn"),
     ("torch.float16", "fp16"), (torch.bfloat16, "bf16"), (torch.float32, "fp32"),
     (torch.int8, "int8"), (torch.float8_e5m2, "fp8_e5m2"), (np.float16, "fp16"),

@@ -1,0 +1,94 @@
+"""Elementwise torch work that stays fast when another process holds a core.
+
+Every torch op on a large CPU tensor is one OpenMP parallel region whose work is split evenly
+across torch's threads, and the region ends only when the slowest thread ends. When another
+process holds one of the cores, the thread on that core gets a fraction of it, so every region
+waits for it; a pipeline of many ops (or of many blocks) pays that wait every time, which is how
+an emulated cast ended up at 18.9x torch's native one with one busy core.
+
+`run_chunks` avoids the wait instead of the ops: the tensor is cut into chunks below torch's
+parallel grain (so each op on a chunk runs inline in the calling thread, with no OpenMP region),
+and a few Python threads (torch releases the GIL inside its ops) take chunks from a shared
+counter until none are left. A thread on a busy core simply takes fewer chunks. Chunks also stay
+in the L2 cache between the ops of one pipeline. Models and benchmarks may use it for their own
+elementwise pipelines.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+__all__ = ["INLINE_CHUNK", "run_chunks", "worker_count"]
+
+# torch runs an elementwise op inline (no OpenMP region) below at::internal::GRAIN_SIZE = 32768
+# elements; a chunk just under it keeps that true with room for alignment (a multiple of 16).
+INLINE_CHUNK = 32768 - 16
+
+
+def worker_count() -> int:
+    """The number of threads `run_chunks` uses by default: torch's intra-op thread count."""
+    import torch
+
+    return max(1, int(torch.get_num_threads()))
+
+
+def run_chunks(job: Callable[[int, int], None], total: int, *, chunk: int = INLINE_CHUNK,
+               workers: int | None = None) -> None:
+    """Call ``job(lo, hi)`` for consecutive ranges covering ``range(total)``, on a few threads.
+
+    Parameters
+    ----------
+    job : callable
+        Does the work for elements ``lo:hi`` (writing into preallocated outputs). Chunks are
+        taken in increasing order by whichever thread is free, so ``job`` must not depend on
+        the order in which chunks finish.
+    total : int
+        The number of elements (>= 0).
+    chunk : int
+        Elements per chunk (default `INLINE_CHUNK`: torch runs each op on it inline).
+    workers : int, optional
+        Threads to use (the caller's included); default `worker_count()`.
+
+    Raises
+    ------
+    Exception
+        The exception of the lowest-numbered chunk that raised, after every thread stopped;
+        the remaining chunks are not started once one has raised.
+
+    Notes
+    -----
+    With one worker, or at most one chunk, everything runs in the calling thread.
+    """
+    if chunk < 1:
+        raise ValueError(f"chunk must be a positive int, not {chunk!r}")
+    n_workers = worker_count() if workers is None else int(workers)
+    if total <= chunk or n_workers <= 1:
+        for lo in range(0, total, chunk):
+            job(lo, min(lo + chunk, total))
+        return
+    lock = threading.Lock()
+    state = {"next": 0, "errors": []}
+
+    def work() -> None:
+        while True:
+            with lock:
+                lo = state["next"]
+                if lo >= total or state["errors"]:
+                    return
+                state["next"] = lo + chunk
+            try:
+                job(lo, min(lo + chunk, total))
+            except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                with lock:
+                    state["errors"].append((lo, exc))
+                return
+
+    helpers = [threading.Thread(target=work, daemon=True) for _ in range(n_workers - 1)]
+    for h in helpers:
+        h.start()
+    work()
+    for h in helpers:
+        h.join()
+    if state["errors"]:
+        raise min(state["errors"], key=lambda e: e[0])[1]
