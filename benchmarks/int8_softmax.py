@@ -189,7 +189,8 @@ def _report(args: argparse.Namespace, result: dict, records: list, skipped: dict
     say(f"## int8 softmax regression on Fashion-MNIST ({floor.rows} test images)\n")
     say(f"torch {m['torch']}, {m['threads']} threads, {m['cpu']}, CPU capability "
         f"{m['cpu_capability']}, OMP_WAIT_POLICY={m['omp_wait_policy']}, load average "
-        f"{m['load_average']}; {m['repeats']} repeats, median"
+        f"{m['load_average']}; median of {m['repeats']} interleaved timing repeat(s), "
+        f"{m['latency_repeats']} single-image calls per variant"
         + (" (--quick: timings are indicative only)" if args.quick else "") + "\n")
     say(int8_report.results_table(records, skipped))
     say("\n### The limit (measured in this run)\n")
