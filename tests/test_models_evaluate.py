@@ -51,7 +51,8 @@ def test_fp64_is_the_plain_float64_computation(model_and_data):
     assert r.accuracy == (z.argmax(1) == y).double().mean().item()
     assert r.agreement_fp64 == 1.0 and r.max_abs_prob_err == 0.0
     ce = (torch.logsumexp(z, 1) - z.gather(1, y[:, None])[:, 0]).mean().item()
-    assert r.mean_cross_entropy == pytest.approx(ce, rel=1e-12)
+    assert r.cross_entropy_in_format == pytest.approx(ce, rel=1e-12)
+    assert r.cross_entropy_of_logits == pytest.approx(ce, rel=1e-12)
     assert r.weight_bytes == 8 * (30 * 4 + 4)
 
 
@@ -210,7 +211,9 @@ def test_integer_only_matches_the_quant_pipeline_and_a_float_reference():
     ref = torch.softmax(out.logits, dim=1)
     assert (out.probs - ref).abs().max().item() <= pipe.softmax.error_bound + 1e-12
     r = evaluate(model, "integer_only", images, labels)
-    assert r.naive_softmax_overflow_share == 0 and r.weight_bytes == pipe.weight_bytes
+    assert math.isnan(r.naive_softmax_overflow_share)  # no naive softmax: not applicable
+    assert r.to_dict()["naive_softmax_overflow_share"] is None
+    assert r.weight_bytes == pipe.weight_bytes
     as_float = run_in_format(model, images.float() / 255, "integer_only")
     assert torch.equal(as_float.probs, out.probs)
     with pytest.raises(ValueError, match="float features in \\[0, 1\\]"):

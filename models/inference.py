@@ -1,0 +1,343 @@
+"""What a trained softmax regression computes under one number format or int8 encoding.
+
+The model of computation for a float format F (``fp64`` ... ``fp4_e2m1fn``):
+
+* inputs (pixels k/255) and the weights and bias are rounded to F (`numfmt.round_to`, nearest
+  even, the format's own overflow rule);
+* logits: products of F values accumulated in FP32 (FP64 for fp64) with the bias, the sum
+  rounded once to F -- what a tensor core does (F x F products are exact in FP32 for every
+  format narrower than FP32). TF32 is a matmul-input format only, so its logits and softmax
+  are FP32;
+* softmax: every operation rounded to F (`models.format_softmax`). *Naive* softmax is
+  exp(z) / sum exp(z); it *fails* for a sample when an exp or the running sum rounds past F's
+  largest value (to inf or NaN, or, for formats with neither -- FP6, FP4 -- to a value clamped
+  at max, which is counted too), or a probability comes out NaN (0/0 when every exp
+  underflows). *Stable* softmax subtracts the row max first.
+
+For the int8 encodings (`ENCODINGS`), weights and inputs are encoded with `quant`:
+``scaled_int8_per_tensor`` (W: symmetric int8, one min-max scale), ``scaled_int8_per_channel``
+(W: one scale per class row), both with the inputs as asymmetric uint8 per tensor over the
+static range [0, 1] (scale 1/255 and zero point 0: pixel codes are exact, as in int8 pipelines,
+and no image's codes depend on the rest of its batch); ``log_int8`` (W *and* the inputs
+log-encoded, `quant.LogInt8`, 3 fractional bits). The bias stays FP32. Logits are the decoded
+values' products accumulated exactly (float64, as an int32 accumulator times the scales would
+be), rounded to FP32; the softmax is FP32. ``integer_only`` runs
+`quant.quantize_softmax_regression` end to end in integers (uint8 pixels, int8 weights, int32
+accumulators and bias, int8 logits, integer softmax to uint8 probabilities); its logits are
+reported dequantized and relative to the row max, and it has no naive softmax.
+
+Images are uint8 pixels (N, 28, 28) or float features in [0, 1] (pixels / 255), as torch
+tensors or numpy arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import numfmt
+import torch
+
+from models.data import images_to_float
+from models.format_softmax import round_in_format, softmax_and_cross_entropy
+from models.softmax_regression import SoftmaxRegression
+
+__all__ = ["ENCODINGS", "FormatOutputs", "run_in_format", "weight_bytes", "as_images",
+           "as_labels", "encoding_name", "check_model"]
+
+ENCODINGS: tuple[str, ...] = ("scaled_int8_per_tensor", "scaled_int8_per_channel", "log_int8",
+                              "integer_only")
+# TF32 exists only inside tensor cores: results, elementwise math and stored weights are FP32.
+_HELD_IN = {"tf32": "fp32"}
+
+
+@dataclass(frozen=True)
+class FormatOutputs:
+    """What the model computes under one format (float64 tensors of the format's values).
+
+    Attributes
+    ----------
+    name : str
+        The format or encoding.
+    logits, probs : Tensor
+        (N, C); ``probs`` from the stable softmax.
+    naive_failed, stable_failed : Tensor of bool
+        (N,) per sample; ``naive_failed`` is None where there is no naive softmax.
+    cross_entropy : Tensor or None
+        (N,) the stable log-softmax loss computed in ``softmax_format`` (None without labels).
+    softmax_format : str
+        The format the softmax ran in.
+    weight_bytes : int
+    """
+
+    name: str
+    logits: torch.Tensor
+    probs: torch.Tensor
+    naive_failed: torch.Tensor | None
+    stable_failed: torch.Tensor
+    cross_entropy: torch.Tensor | None
+    softmax_format: str
+    weight_bytes: int
+
+    @property
+    def predictions(self) -> torch.Tensor:
+        """Argmax of the logits (first index on ties)."""
+        return self.logits.argmax(dim=1)
+
+
+def weight_bytes(model: SoftmaxRegression, fmt: Any) -> int:
+    """Bytes to store W and b in a float format: ceil(elements * bits / 8) (FP6/FP4 packed);
+    TF32 is held in FP32 (4 bytes)."""
+    f = numfmt.get(_HELD_IN.get(numfmt.get(fmt).name, fmt))
+    n = sum(p.numel() for p in model.parameters())
+    return math.ceil(n * f.bits / 8)
+
+
+def check_model(model: Any) -> None:
+    """Raise TypeError unless ``model`` is a `SoftmaxRegression`."""
+    if not isinstance(model, SoftmaxRegression):
+        raise TypeError(f"evaluate needs a SoftmaxRegression, not {type(model).__name__}")
+
+
+def encoding_name(fmt: Any) -> str | None:
+    """The `ENCODINGS` entry ``fmt`` names (case and surrounding spaces ignored), else None."""
+    if isinstance(fmt, str):
+        key = fmt.strip().lower()
+        if key in ENCODINGS:
+            return key
+    return None
+
+
+def as_images(images: Any, in_features: int | None = None) -> torch.Tensor:
+    """``images`` as a CPU tensor, checked: (N, ...) uint8 pixels or float features in [0, 1].
+
+    Parameters
+    ----------
+    images : Tensor or numpy array
+        Numpy arrays are converted (not copied where torch can share them; never modified).
+    in_features : int, optional
+        The features per sample the model takes.
+
+    Raises
+    ------
+    TypeError
+        For something that is not a tensor or array, or a dtype that is neither uint8 nor float.
+    ValueError
+        For fewer than 2 dimensions, the wrong feature count, non-finite values, or float
+        values outside [0, 1] (pixels left at 0..255 are not features).
+    """
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor or numpy array, not "
+                        f"{type(images).__name__}")
+    if images.dim() < 2:
+        raise ValueError(f"images must be (N, ...) with N samples, got shape "
+                         f"{tuple(images.shape)}")
+    features = math.prod(images.shape[1:])
+    if in_features is not None and features != in_features:
+        raise ValueError(f"images of shape {tuple(images.shape)} give {features} features per "
+                         f"sample; the model takes {in_features}")
+    images = images.cpu()
+    if images.dtype == torch.uint8 or images.numel() == 0:
+        return images
+    if not images.dtype.is_floating_point:
+        raise TypeError(f"images must be uint8 pixels or float features, not {images.dtype}")
+    lo, hi = torch.aminmax(images.reshape(-1))
+    if not (math.isfinite(lo.item()) and math.isfinite(hi.item())):
+        raise ValueError("images contain NaN or infinity")
+    if lo.item() < 0 or hi.item() > 1:
+        hint = (" -- pixels left at 0..255? pass them as uint8 or divide by 255"
+                if hi.item() > 1 else "")
+        raise ValueError(f"evaluate takes uint8 pixels or float features in [0, 1] "
+                         f"(pixels / 255); these floats span [{lo.item():g}, {hi.item():g}]"
+                         f"{hint}")
+    return images
+
+
+def _params64(model: SoftmaxRegression) -> tuple[torch.Tensor, torch.Tensor]:
+    check_model(model)
+    w = model.linear.weight.detach().to("cpu", torch.float64)
+    b = model.linear.bias.detach().to("cpu", torch.float64)
+    if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
+        raise ValueError("the model's weights contain NaN or infinity (did training diverge?)")
+    return w, b
+
+
+def _inputs_in(images: torch.Tensor, f: numfmt.Format, dtype: torch.dtype) -> torch.Tensor:
+    """Inputs as ``dtype`` values of ``f``: uint8 pixels through a 256-entry table of k/255
+    correctly rounded (exact and fast), float features rounded directly."""
+    if images.dtype == torch.uint8:
+        table = round_in_format(torch.arange(256, dtype=torch.float64) / 255.0, f).to(dtype)
+        idx = images.reshape(-1).to(torch.int32)
+        return table.index_select(0, idx).reshape(images.shape[0], -1)
+    return round_in_format(images_to_float(images, torch.float64), f).to(dtype)
+
+
+def _outputs(name: str, z: torch.Tensor, softmax_format: str, nbytes: int,
+             labels: torch.Tensor) -> FormatOutputs:
+    p, stable_failed, naive_failed, ce = softmax_and_cross_entropy(z, labels, softmax_format)
+    return FormatOutputs(name, z, p, naive_failed, stable_failed, ce, softmax_format, nbytes)
+
+
+def _float_outputs(model: SoftmaxRegression, images: torch.Tensor, f: numfmt.Format,
+                   labels: torch.Tensor) -> FormatOutputs:
+    w, b = _params64(model)
+    wf, bf = round_in_format(w, f), round_in_format(b, f)
+    held = numfmt.get(_HELD_IN.get(f.name, f.name))
+    if f.name == "fp64":
+        z = torch.mm(wf, _inputs_in(images, f, torch.float64).T).T + bf
+    else:
+        # F x F products are exact in FP32 and accumulate there; one rounding into F at the end.
+        x32 = _inputs_in(images, f, torch.float32)
+        z = round_in_format((torch.mm(wf.float(), x32.T).T + bf.float()).double(), held)
+    return _outputs(f.name, z, held.name, weight_bytes(model, f), labels)
+
+
+def _encoded_bytes(enc: Any) -> int:
+    """Bytes to store an encoded weight tensor: one per code; each scale as a float32 (quant
+    uses scales at float32 precision); each nonzero zero point as one byte; LogInt8's offset
+    and frac_bits as one byte each."""
+    n = enc.codes.numel() * enc.codes.element_size()
+    if hasattr(enc, "scale"):
+        n += 4 * enc.scale.numel()
+        zp = torch.as_tensor(enc.zero_point)
+        if bool((zp != 0).any()):
+            n += zp.numel()
+    else:
+        n += 2
+    return n
+
+
+def _encode_weight(name: str, w: torch.Tensor) -> Any:
+    import quant
+
+    if name == "log_int8":
+        return quant.LogInt8.encode(w)  # offset calibrated so that max |w| gets the top code
+    # symmetric int8 (codes -127..127), scale from min-max, one per tensor or per class row
+    return quant.ScaledInt8.encode(w, axis=0 if name == "scaled_int8_per_channel" else None,
+                                   calibration="minmax")
+
+
+def _encode_inputs(name: str, x: torch.Tensor) -> Any:
+    """Inputs quantized statically over [0, 1] (the features `as_images` admits), so an
+    image's codes never depend on its batch mates."""
+    import quant
+
+    if name == "log_int8":
+        anchor = quant.LogInt8.encode(torch.tensor([1.0], dtype=torch.float64))
+        return quant.LogInt8.encode(x, offset=anchor.offset)
+    # Asymmetric uint8 with a min-max scale, as int8 pipelines quantize activations. For pixels
+    # k/255 that is scale 1/255, zero point 0: the codes are k, exactly.
+    anchor = quant.ScaledInt8.encode(torch.tensor([0.0, 1.0], dtype=torch.float64),
+                                     zero_point=None, calibration="minmax")
+    return quant.ScaledInt8.encode(x, scale=float(anchor.scale),
+                                   zero_point=int(anchor.zero_point), dtype=anchor.dtype)
+
+
+def _encoded_outputs(model: SoftmaxRegression, images: torch.Tensor, name: str,
+                     labels: torch.Tensor) -> FormatOutputs:
+    w, b = _params64(model)
+    w_enc = _encode_weight(name, w)
+    x_enc = _encode_inputs(name, images_to_float(images, torch.float64))
+    wd = w_enc.decode(torch.float64)
+    xd = x_enc.decode(torch.float64)
+    # Products of decoded values summed in float64: what an int32 accumulator times the
+    # scales gives (exact up to float64 rounding), then dequantized to FP32.
+    z = round_in_format(torch.mm(wd, xd.T).T + b.float().double(), "fp32")
+    return _outputs(name, z, "fp32", _encoded_bytes(w_enc) + b.numel() * 4, labels)
+
+
+def _integer_only_outputs(model: SoftmaxRegression, images: torch.Tensor,
+                          labels: torch.Tensor) -> FormatOutputs:
+    """The integer-only pipeline (`quant.quantize_softmax_regression`): uint8 pixels (float
+    features in [0, 1] are quantized to k/255 codes) x int8 per-class weights into int32,
+    fixed-point requantized int8 logits and an integer softmax to uint8 probabilities. Its
+    logits are relative to the row max (the top class at 0), which changes neither the
+    softmax nor the cross-entropy. It has no naive softmax."""
+    import quant
+
+    x = images.reshape(images.shape[0], -1)
+    if x.dtype != torch.uint8:
+        # Float features (in [0, 1], checked by as_images) are taken as pixels k/255 and
+        # quantized to their uint8 codes, as an int8 pipeline quantizes its input.
+        x = torch.round(x.double() * 255).to(torch.uint8)
+    w, b = _params64(model)
+    pipe = quant.quantize_softmax_regression(w.float(), b.float())
+    codes = pipe.logit_codes(x).to(torch.float64)
+    z = (codes - 127.0) * pipe.logit_scale
+    probs = pipe.probabilities(x).to(torch.float64) / pipe.softmax.out_max
+    # The pipeline computes no loss: its loss is that of its dequantized logits in float64.
+    _, _, _, ce = softmax_and_cross_entropy(z, labels, "fp64")
+    stable = torch.zeros(x.shape[0], dtype=torch.bool)  # the integer softmax cannot overflow
+    return FormatOutputs("integer_only", z, probs, None, stable, ce, "fp64", pipe.weight_bytes)
+
+
+def run_in_format(model: SoftmaxRegression, images: Any, fmt: Any,
+                  labels: Any = None) -> FormatOutputs:
+    """The model's logits, softmax and loss for ``images`` under ``fmt``.
+
+    Parameters
+    ----------
+    model : SoftmaxRegression
+    images : Tensor or numpy array
+        uint8 pixels or float features in [0, 1] (`as_images`).
+    fmt : format spec or str
+        A float format (anything `numfmt.get` accepts) or one of `ENCODINGS` (case and
+        surrounding spaces ignored).
+    labels : Tensor or numpy array, optional
+        (N,) ints in 0..C-1; without them ``cross_entropy`` is None.
+
+    Returns
+    -------
+    FormatOutputs
+
+    Raises
+    ------
+    ValueError
+        For an unknown or integer format, or images `as_images` refuses.
+    """
+    check_model(model)
+    images = as_images(images, model.in_features)
+    given = labels is not None
+    n = images.shape[0]
+    y = as_labels(labels, n, model.num_classes) if given else torch.zeros(n, dtype=torch.int64)
+    enc = encoding_name(fmt)
+    if enc == "integer_only":
+        out = _integer_only_outputs(model, images, y)
+    elif enc is not None:
+        out = _encoded_outputs(model, images, enc, y)
+    else:
+        f = numfmt.get(fmt)
+        if not f.is_float:
+            raise ValueError(f"{f.name} is an integer format: evaluate it through an encoding "
+                             f"with a scale, one of {', '.join(ENCODINGS)}")
+        out = _float_outputs(model, images, f, y)
+    return out if given else replace(out, cross_entropy=None)
+
+
+def as_labels(labels: Any, n: int, num_classes: int) -> torch.Tensor:
+    """``labels`` as a CPU int64 tensor, checked: shape (n,), integers in 0..num_classes-1.
+
+    Raises
+    ------
+    TypeError
+        For something that is not a tensor or array of integers.
+    ValueError
+        For another shape or a label out of range.
+    """
+    if isinstance(labels, np.ndarray):
+        labels = torch.from_numpy(np.ascontiguousarray(labels))
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"labels must be a torch.Tensor or numpy array, not "
+                        f"{type(labels).__name__}")
+    if labels.dim() != 1 or labels.shape[0] != n:
+        raise ValueError(f"labels must have shape ({n},) to match the images, got "
+                         f"{tuple(labels.shape)}")
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be integers, not {labels.dtype}")
+    if n and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}")
+    return labels.to("cpu", torch.int64)
