@@ -27,7 +27,8 @@ from numfmt.overflow import RangeOverflowError
 from numfmt.registry import get
 from numfmt.rounding import round_to
 
-__all__ = ["BlockEncoded", "block_encode", "block_decode", "block_round", "ROUNDING_PASSED"]
+__all__ = ["BlockEncoded", "block_encode", "block_decode", "block_round", "to_blocks",
+           "ROUNDING_PASSED"]
 
 # Whether numfmt.round_to takes rounding= (the element rounding modes beyond nearest-even).
 ROUNDING_PASSED: bool = "rounding" in inspect.signature(round_to).parameters
@@ -167,10 +168,15 @@ def _check_overflow(overflow: Any) -> str:
 
 
 # ---- encode --------------------------------------------------------------------------------
-def _blocks(x64, axis: int, block_size: int):
+def to_blocks(x, axis: int, block_size: int):
+    """``x`` with ``axis`` moved last, zero-padded to whole blocks: ``(*other, n, block_size)``.
+
+    The padding zeros change no block maximum, so a short last block is scaled by its own amax.
+    ``axis`` must already be a valid non-negative axis.
+    """
     import torch
 
-    t = x64.movedim(axis, -1)
+    t = x.movedim(axis, -1)
     pad = (-t.shape[-1]) % block_size
     if pad:
         t = torch.nn.functional.pad(t, (0, pad))
@@ -326,7 +332,7 @@ def block_encode(x: Any, fmt: str | BlockFormat, *, rule: str | None = None, axi
     rule = _check_rule(f, rule)
     over = _check_overflow(overflow)
     rkw = _rounding_kwargs(f, rounding)
-    blocks = _blocks(x64, ax, f.block_size)
+    blocks = to_blocks(x64, ax, f.block_size)
     if f.is_mx:
         scodes, ecodes = _encode_mx(blocks, f, rule, over, rkw)
         s_t = None

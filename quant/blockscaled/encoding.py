@@ -1,0 +1,192 @@
+"""`BlockScaled`: a tensor held in a block-scaled format (MX, NVFP4), packed, beside ScaledInt8.
+
+The codes are those of the exact reference `numfmt.block_codec.block_encode` (bit for bit:
+float32 / float16 / bf16 inputs to MX formats take the float32 bit-manipulation passes of
+`quant.blockscaled.fast`, everything else the reference itself). Storage is packed: 4-bit
+elements two per byte, 6-bit elements four per three bytes, one byte per scale, and NVFP4's
+FP32 tensor scale (`quant.blockscaled.packing`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from numfmt.block_codec import BlockEncoded, block_decode, block_encode
+from numfmt.blocks import BlockFormat, get_block_format
+
+from .fast import encode_mx_float32, encode_nvfp4_float32
+from .packing import pack_codes, packed_nbytes, unpack_codes
+
+__all__ = ["BlockScaled"]
+
+
+@dataclass(frozen=True)
+class BlockScaled:
+    """A tensor encoded in a block format, with packed element storage.
+
+    Attributes
+    ----------
+    format : BlockFormat
+    rule : str
+        The scale rule used.
+    shape : tuple of int
+        The original shape; ``axis`` (non-negative) is the blocked axis.
+    axis : int
+    dtype : torch.dtype
+        The input's dtype.
+    scale_codes : torch.Tensor
+        uint8 ``(*other, num_blocks)`` (E8M0 or E4M3 codes; the encoded axis is last).
+    packed : torch.Tensor
+        uint8, the element codes of ``(*other, num_blocks, block_size)`` packed in row-major
+        order at the element width.
+    tensor_scale : float or None
+        NVFP4's FP32 tensor scale.
+    """
+
+    format: BlockFormat
+    rule: str
+    shape: tuple[int, ...]
+    axis: int
+    dtype: Any
+    scale_codes: Any
+    packed: Any
+    tensor_scale: float | None
+
+    # ---- construction ----------------------------------------------------------------------
+    @classmethod
+    def encode(cls, x: Any, fmt: str | BlockFormat, *, rule: str | None = None,
+               axis: int = -1, overflow: str = "saturate") -> "BlockScaled":
+        """Encode a tensor (nearest-even elements).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            float16, bfloat16, float32 or float64, at least one element. Not modified.
+        fmt : str or BlockFormat
+            A block format name (``"mxfp8_e4m3"``, ``"mxfp4_e2m1"``, ``"nvfp4"``, ...).
+        rule : str, optional
+            A scale rule of the format; the format's standard rule if omitted.
+        axis : int
+            The blocked axis (for a weight ``(out, in)`` used as ``x @ w.T``: -1).
+        overflow : {"saturate", "raise"}
+            As `numfmt.block_codec.block_encode`.
+
+        Returns
+        -------
+        BlockScaled
+
+        Raises
+        ------
+        TypeError, ValueError, RangeOverflowError
+            As `numfmt.block_codec.block_encode` (checked before any work).
+
+        Examples
+        --------
+        >>> import torch
+        >>> b = BlockScaled.encode(torch.ones(2, 64), "mxfp4_e2m1")
+        >>> b.nbytes, b.decode().sum().item()
+        (68, 128.0)
+        """
+        import torch
+
+        f = get_block_format(fmt)
+        fast = (isinstance(x, torch.Tensor) and x.dtype in (torch.float16, torch.bfloat16,
+                                                            torch.float32)
+                and x.device.type == "cpu"
+                and overflow == "saturate" and x.dim() > 0 and x.numel() > 0
+                and (rule is None or rule in f.rules)
+                and not isinstance(axis, bool) and isinstance(axis, int)
+                and -x.dim() <= axis < x.dim())
+        if fast:
+            ax, s_t = axis % x.dim(), None
+            if f.is_mx:
+                scodes, ecodes = encode_mx_float32(x, f, rule or f.rule, ax)
+            else:
+                scodes, ecodes, s_t = encode_nvfp4_float32(x, f, ax)
+            enc = BlockEncoded(f, rule or f.rule, tuple(x.shape), ax, x.dtype, "torch",
+                               scodes, ecodes, s_t)
+        else:
+            enc = block_encode(x, f, rule=rule, axis=axis, overflow=overflow)
+        return cls.from_encoded(enc)
+
+    @classmethod
+    def from_encoded(cls, enc: BlockEncoded) -> "BlockScaled":
+        """Pack a `numfmt.block_codec.BlockEncoded` (its tensors are not aliased)."""
+        if not isinstance(enc, BlockEncoded):
+            raise TypeError(f"from_encoded takes a BlockEncoded, not {type(enc).__name__}")
+        bits = enc.format.element_format.bits
+        return cls(enc.format, enc.rule, enc.shape, enc.axis, enc.dtype,
+                   enc.scale_codes.clone(), pack_codes(enc.element_codes, bits),
+                   enc.tensor_scale)
+
+    # ---- views -----------------------------------------------------------------------------
+    @property
+    def num_blocks(self) -> int:
+        """Blocks along the axis."""
+        return int(self.scale_codes.shape[-1])
+
+    @property
+    def element_codes(self):
+        """The unpacked element codes, uint8 ``(*other, num_blocks, block_size)``."""
+        shape = (*self.scale_codes.shape, self.format.block_size)
+        n = 1
+        for s in shape:
+            n *= s
+        return unpack_codes(self.packed, self.format.element_format.bits, n).view(shape)
+
+    def to_encoded(self) -> BlockEncoded:
+        """The unpacked `numfmt.block_codec.BlockEncoded` (for `block_decode` and friends)."""
+        return BlockEncoded(self.format, self.rule, self.shape, self.axis, self.dtype, "torch",
+                            self.scale_codes, self.element_codes, self.tensor_scale)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of storage: packed elements, one byte per block scale, 4 for a tensor scale.
+
+        Equals ``ceil(elements * bits / 8)`` of the padded blocks plus the scales (MXFP4 on
+        ``(2, 64)``: 64 + 4 = 68 bytes).
+        """
+        n = self.scale_codes.numel() * self.format.block_size
+        return (packed_nbytes(n, self.format.element_format.bits) + self.scale_codes.numel()
+                + (4 if self.tensor_scale is not None else 0))
+
+    def decode(self, dtype: Any = None):
+        """The values, in the original shape.
+
+        Parameters
+        ----------
+        dtype : torch.dtype, optional
+            Default float64 for a float64 input, float32 otherwise; each value is exact in
+            float64 and rounded once into ``dtype``.
+
+        Returns
+        -------
+        torch.Tensor
+
+        Notes
+        -----
+        A float32 result is computed in float32: ``element * block scale`` is exact there and
+        the one product that can round (by the E8M0 power of two into float32's subnormals, or
+        by NVFP4's tensor scale) is correctly rounded, the float64 reference rounded once.
+        """
+        import torch
+
+        out = dtype or (torch.float64 if self.dtype == torch.float64 else torch.float32)
+        if out != torch.float32 or self.scale_codes.device.type != "cpu":
+            return block_decode(self.to_encoded(), out)
+        f = self.format
+        table = torch.tensor(np.ldexp(f.element_format.decode(np.arange(2**f.element_format.bits)),
+                                      f.element_shift), dtype=torch.float32)
+        # element * block scale is exact in float32 (few bits each); the tensor scale is then
+        # one rounding of the exact product, as in the float64 reference
+        scale = self.to_encoded().scales.to(torch.float32)
+        codes = self.element_codes
+        v = table.index_select(0, codes.reshape(-1).int()).view(codes.shape)
+        v.mul_(scale.unsqueeze(-1))
+        if self.tensor_scale is not None:
+            v.mul_(self.tensor_scale)
+        v = v.reshape(*v.shape[:-2], -1)[..., :self.shape[self.axis]]
+        return v.movedim(-1, self.axis).contiguous()
