@@ -56,9 +56,12 @@ static const char *const ISA_NAMES[N_ISA] = {"scalar", "avx2", "avx512_vnni"};
 enum { MODE_PROBABILITIES = 0, MODE_ARGMAX = 1 };
 
 #define AVX2_GROUP_MAX 12               /* accumulators per pass: 12 + x + weight <= 16 ymm */
-#define VNNI_GROUP_MAX 24               /* 24 + x + weight <= 32 zmm */
+#define VNNI_GROUP_MAX 16               /* one zmm of sums per group (reduce16) */
 #define ROW_BLOCK 64                    /* rows per OpenMP work item */
 #define STACK_CLASSES 64                /* per-row scratch on the stack up to this many */
+#define FINISH_BLOCK 8                  /* rows whose finishes run side by side (vnni) */
+/* int64s per thread: per row of a block, z (m + 8) and the vnni int32 sums (2 (m + 16)) */
+#define SCRATCH_LEN(m) (FINISH_BLOCK * (2 * (m) + 40))
 
 typedef struct {
     Py_ssize_t m, k;                    /* classes, features */
@@ -162,10 +165,32 @@ static AVX2 void dot_row_avx2(const head_t *h, const uint8_t *x, int64_t *acc)
     }
 }
 
-/* G classes whose int8 weights are interleaved per 64-pixel step: w[(c * G + g) * 64 + i]. */
+/* Lane j of the result is the sum of the 16 lanes of a[j] (0 for j >= G): a transposing
+ * add tree, each step adding disjoint subsets of one accumulator's products. */
+static inline VNNI __attribute__((always_inline)) __m512i reduce16(const __m512i *a, const int G)
+{
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i b[8], c[4], e[2];
+    for (int i = 0; i < 8; i++) {       /* per 128-bit lane: [x0+x2, y0+y2, x1+x3, y1+y3] */
+        __m512i x = 2 * i < G ? a[2 * i] : zero, y = 2 * i + 1 < G ? a[2 * i + 1] : zero;
+        b[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(x, y), _mm512_unpackhi_epi32(x, y));
+    }
+    for (int i = 0; i < 4; i++)         /* per 128-bit lane: classes 4i..4i+3 */
+        c[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(b[2 * i], b[2 * i + 1]),
+                                _mm512_unpackhi_epi64(b[2 * i], b[2 * i + 1]));
+    for (int i = 0; i < 2; i++)         /* lanes 0+1, 2+3 of c[2i], then of c[2i+1] */
+        e[i] = _mm512_add_epi32(
+            _mm512_shuffle_i32x4(c[2 * i], c[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+            _mm512_shuffle_i32x4(c[2 * i], c[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(e[0], e[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                            _mm512_shuffle_i32x4(e[0], e[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* G classes whose int8 weights are interleaved per 64-pixel step: w[(c * G + g) * 64 + i];
+ * their G int32 sums are stored at sums[0..G). */
 static inline VNNI __attribute__((always_inline)) void
 vnni_group(const uint8_t *x, const int8_t *w, Py_ssize_t k, Py_ssize_t nchunks, const int G,
-           int64_t *acc)
+           int32_t *sums)
 {
     __m512i a[VNNI_GROUP_MAX];
     for (int g = 0; g < G; g++)
@@ -178,13 +203,12 @@ vnni_group(const uint8_t *x, const int8_t *w, Py_ssize_t k, Py_ssize_t nchunks, 
         for (int g = 0; g < G; g++)
             a[g] = _mm512_dpbusd_epi32(a[g], xv, _mm512_load_si512((const void *)(wc + g * 64)));
     }
-    for (int g = 0; g < G; g++)
-        acc[g] = _mm512_reduce_add_epi32(a[g]);
+    _mm512_mask_storeu_epi32(sums, (__mmask16)((1u << G) - 1), reduce16(a, G));
 }
 
-#define VNNI_CASE(G) case G: vnni_group(x, w, h->k, h->nchunks, G, acc + j0); break;
+#define VNNI_CASE(G) case G: vnni_group(x, w, h->k, h->nchunks, G, sums + j0); break;
 
-static VNNI void dot_row_vnni(const head_t *h, const uint8_t *x, int64_t *acc)
+static VNNI void dot_row_vnni(const head_t *h, const uint8_t *x, int32_t *sums)
 {
     Py_ssize_t ng = n_groups(h->m, VNNI_GROUP_MAX);
     const int8_t *w = (const int8_t *)h->w;
@@ -193,10 +217,81 @@ static VNNI void dot_row_vnni(const head_t *h, const uint8_t *x, int64_t *acc)
         switch (size) {
             VNNI_CASE(1) VNNI_CASE(2) VNNI_CASE(3) VNNI_CASE(4) VNNI_CASE(5) VNNI_CASE(6)
             VNNI_CASE(7) VNNI_CASE(8) VNNI_CASE(9) VNNI_CASE(10) VNNI_CASE(11) VNNI_CASE(12)
-            VNNI_CASE(13) VNNI_CASE(14) VNNI_CASE(15) VNNI_CASE(16) VNNI_CASE(17) VNNI_CASE(18)
-            VNNI_CASE(19) VNNI_CASE(20) VNNI_CASE(21) VNNI_CASE(22) VNNI_CASE(23) VNNI_CASE(24)
+            VNNI_CASE(13) VNNI_CASE(14) VNNI_CASE(15) VNNI_CASE(16)
         }
         w += h->nchunks * size * 64;
+    }
+}
+
+#define VNNI_FINISH __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
+
+static inline VNNI_FINISH __mmask8 lanes8(Py_ssize_t m, Py_ssize_t c)
+{
+    return m - 8 * c >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (m - 8 * c)) - 1);
+}
+
+/* finish_row's arithmetic, 8 classes per int64 vector: vpmullq and vpaddq wrap like the
+ * scalar uint64 code, vpsravq/vpsraq are its arithmetic shifts, vpminuq its unsigned min. */
+static VNNI_FINISH void finish_row_vnni(const head_t *h, const int32_t *sums, int64_t *z,
+                                        void *out, Py_ssize_t row, int mode)
+{
+    const Py_ssize_t m = h->m, nc = (m + 7) / 8;
+    __m512i vmx = _mm512_set1_epi64(INT64_MIN);
+    for (Py_ssize_t c = 0; c < nc; c++) {
+        __mmask8 k = lanes8(m, c);
+        __m512i acc = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, sums + 8 * c));
+        __m512i v = _mm512_add_epi64(_mm512_mullo_epi64(acc, _mm512_maskz_loadu_epi64(k, h->mult + 8 * c)),
+                                     _mm512_maskz_loadu_epi64(k, h->off + 8 * c));
+        v = _mm512_srav_epi64(v, _mm512_maskz_loadu_epi64(k, h->shift + 8 * c));
+        _mm512_mask_storeu_epi64(z + 8 * c, k, v);
+        vmx = _mm512_mask_max_epi64(vmx, k, vmx, v);
+    }
+    /* The table lookups one by one: scalar loads are far cheaper than vpgatherqq. */
+    const uint64_t mx = (uint64_t)_mm512_reduce_max_epi64(vmx);
+    const int64_t *restrict table = h->table;
+    uint64_t s = 0;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        uint64_t d = mx - (uint64_t)z[j];
+        z[j] = table[d < 255 ? d : 255];
+        s += (uint64_t)z[j];
+    }
+    const __m512i r = _mm512_set1_epi64(h->num / (int64_t)s);
+    const __m512i half = _mm512_set1_epi64(h->half);
+    const __m128i rbits = _mm_cvtsi32_si128(h->rbits);
+    int64_t best = -1, arg = 0;
+    for (Py_ssize_t c = 0; c < nc; c++) {
+        __mmask8 k = lanes8(m, c);
+        __m512i p = _mm512_sra_epi64(_mm512_add_epi64(_mm512_mullo_epi64(
+            _mm512_maskz_loadu_epi64(k, z + 8 * c), r), half), rbits);
+        if (mode == MODE_ARGMAX) {      /* 0 <= p <= out_max: p is the stored code itself */
+            int64_t top_c = _mm512_mask_reduce_max_epi64(k, p);
+            if (top_c > best) {
+                best = top_c;
+                arg = 8 * c + __builtin_ctz(_mm512_mask_cmpeq_epi64_mask(k, p, _mm512_set1_epi64(top_c)));
+            }
+        } else if (h->out_item == 1) {
+            _mm512_mask_cvtepi64_storeu_epi8((uint8_t *)out + row * m + 8 * c, k, p);
+        } else {
+            _mm512_mask_cvtepi64_storeu_epi16((uint16_t *)out + row * m + 8 * c, k, p);
+        }
+    }
+    if (mode == MODE_ARGMAX)
+        ((int64_t *)out)[row] = arg;
+}
+
+/* All sums of a few rows first, then their finishes: the finishes are short chains of long
+ * latencies (vpmullq, the gather, the division) that overlap only when side by side. */
+static VNNI_FINISH void head_rows_vnni(const head_t *h, const uint8_t *x, Py_ssize_t r0,
+                                       Py_ssize_t r1, void *out, int mode, int64_t *z)
+{
+    const Py_ssize_t m = h->m, zs = m + 8, ss = 2 * (m + 16);   /* per-row strides */
+    int32_t *sums = (int32_t *)(z + FINISH_BLOCK * zs);
+    for (Py_ssize_t row0 = r0; row0 < r1; row0 += FINISH_BLOCK) {
+        Py_ssize_t nb = r1 - row0 < FINISH_BLOCK ? r1 - row0 : FINISH_BLOCK;
+        for (Py_ssize_t i = 0; i < nb; i++)
+            dot_row_vnni(h, x + (row0 + i) * h->k, sums + i * ss);
+        for (Py_ssize_t i = 0; i < nb; i++)
+            finish_row_vnni(h, sums + i * ss, z + i * zs, out, row0 + i, mode);
     }
 }
 #endif  /* HEAD_X86 */
@@ -208,9 +303,10 @@ static int isa_supported(int isa)
 #if HEAD_X86
     __builtin_cpu_init();
     if (isa == ISA_AVX2)
-        return __builtin_cpu_supports("avx2");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
     if (isa == ISA_AVX512_VNNI)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")
             && __builtin_cpu_supports("avx512vnni");
 #endif
     return 0;
@@ -218,55 +314,74 @@ static int isa_supported(int isa)
 
 /* ---- requantization and softmax, one row (as quant/native/_native.c's softmax_head) ---- */
 
-static inline void finish_row(const head_t *h, int64_t *z, void *out, Py_ssize_t row, int mode)
+/* z holds the row's accumulators on entry. The per-class constants are read through restrict
+ * locals, so that the stores to z cannot be taken to alias them. */
+static inline __attribute__((always_inline)) void
+finish_row(const head_t *h, int64_t *restrict z, void *out, Py_ssize_t row, int mode)
 {
     const Py_ssize_t m = h->m;
+    const int64_t *restrict mult = h->mult, *restrict off = h->off, *restrict shift = h->shift;
+    const int64_t *restrict table = h->table;
+    const int64_t half = h->half;
+    const int rbits = h->rbits;
     int64_t mx = INT64_MIN;
     for (Py_ssize_t j = 0; j < m; j++) {
-        z[j] = wrap_mul_add(z[j], h->mult[j], h->off[j]) >> h->shift[j];
+        z[j] = wrap_mul_add(z[j], mult[j], off[j]) >> shift[j];
         mx = z[j] > mx ? z[j] : mx;
     }
     uint64_t s = 0;
     for (Py_ssize_t j = 0; j < m; j++) {
         uint64_t d = (uint64_t)mx - (uint64_t)z[j];         /* mx >= z[j]: exact, >= 0 */
-        z[j] = h->table[d < 255 ? d : 255];
+        z[j] = table[d < 255 ? d : 255];
         s += (uint64_t)z[j];
     }
     const int64_t r = h->num / (int64_t)s;  /* s >= table[0] > 0, checked at prepare */
     if (mode == MODE_ARGMAX) {
         int64_t best = -1, arg = 0;
         for (Py_ssize_t j = 0; j < m; j++) {
-            int64_t p = wrap_mul_add(z[j], r, h->half) >> h->rbits;
+            int64_t p = wrap_mul_add(z[j], r, half) >> rbits;
             p = h->out_item == 1 ? (uint8_t)p : (uint16_t)p;       /* the stored code */
             if (p > best) { best = p; arg = j; }                 /* first index on ties */
         }
         ((int64_t *)out)[row] = arg;
     } else if (h->out_item == 1) {
-        uint8_t *o = (uint8_t *)out + row * m;
+        uint8_t *restrict o = (uint8_t *)out + row * m;
         for (Py_ssize_t j = 0; j < m; j++)
-            o[j] = (uint8_t)(wrap_mul_add(z[j], r, h->half) >> h->rbits);
+            o[j] = (uint8_t)(wrap_mul_add(z[j], r, half) >> rbits);
     } else {
-        uint16_t *o = (uint16_t *)out + row * m;
+        uint16_t *restrict o = (uint16_t *)out + row * m;
         for (Py_ssize_t j = 0; j < m; j++)
-            o[j] = (uint16_t)(wrap_mul_add(z[j], r, h->half) >> h->rbits);
+            o[j] = (uint16_t)(wrap_mul_add(z[j], r, half) >> rbits);
     }
 }
+
+/* One instantiation per instruction set, so that finish_row is compiled for it too. */
+#define DEFINE_HEAD_ROWS(NAME, ATTR, DOT)                                                     \
+    static ATTR void NAME(const head_t *h, const uint8_t *x, Py_ssize_t r0, Py_ssize_t r1,   \
+                          void *out, int mode, int64_t *z)                                   \
+    {                                                                                        \
+        for (Py_ssize_t row = r0; row < r1; row++) {                                         \
+            DOT(h, x + row * h->k, z);                                                       \
+            finish_row(h, z, out, row, mode);                                                \
+        }                                                                                    \
+    }
+
+DEFINE_HEAD_ROWS(head_rows_scalar, , dot_row_scalar)
+#if HEAD_X86
+DEFINE_HEAD_ROWS(head_rows_avx2, __attribute__((target("avx2,bmi2"))), dot_row_avx2)
+#endif
 
 static void head_rows(const head_t *h, const uint8_t *x, Py_ssize_t r0, Py_ssize_t r1,
                       void *out, int mode, int64_t *z)
 {
-    for (Py_ssize_t row = r0; row < r1; row++) {
-        const uint8_t *xr = x + row * h->k;
 #if HEAD_X86
-        if (h->isa == ISA_AVX512_VNNI)
-            dot_row_vnni(h, xr, z);
-        else if (h->isa == ISA_AVX2)
-            dot_row_avx2(h, xr, z);
-        else
+    if (h->isa == ISA_AVX512_VNNI)
+        head_rows_vnni(h, x, r0, r1, out, mode, z);
+    else if (h->isa == ISA_AVX2)
+        head_rows_avx2(h, x, r0, r1, out, mode, z);
+    else
 #endif
-            dot_row_scalar(h, xr, z);
-        finish_row(h, z, out, row, mode);
-    }
+        head_rows_scalar(h, x, r0, r1, out, mode, z);
 }
 
 /* ---- prepared weights ---- */
@@ -465,9 +580,9 @@ static PyObject *py_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t nblocks = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
     int nomem = 0;
     if (nthreads == 1 || nblocks == 1) {    /* no team at all: the small-batch latency */
-        int64_t stack_z[STACK_CLASSES];
+        int64_t stack_z[SCRATCH_LEN(STACK_CLASSES)];
         int64_t *z = h->m <= STACK_CLASSES ? stack_z
-            : (int64_t *)malloc((size_t)h->m * sizeof(int64_t));
+            : (int64_t *)malloc((size_t)SCRATCH_LEN(h->m) * sizeof(int64_t));
         if (!z)
             return PyErr_NoMemory();
         if (rows > ROW_BLOCK) {
@@ -485,9 +600,9 @@ static PyObject *py_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 #pragma omp parallel num_threads((int)nthreads) if (nthreads > 1 && nblocks > 1) \
     reduction(|:nomem)
     {
-        int64_t stack_z[STACK_CLASSES];
+        int64_t stack_z[SCRATCH_LEN(STACK_CLASSES)];
         int64_t *z = h->m <= STACK_CLASSES ? stack_z
-            : (int64_t *)malloc((size_t)h->m * sizeof(int64_t));
+            : (int64_t *)malloc((size_t)SCRATCH_LEN(h->m) * sizeof(int64_t));
         if (!z)
             nomem = 1;
 #pragma omp for schedule(dynamic, 1)
