@@ -4,7 +4,8 @@ Interleaving (one run of every candidate per round, the order rotating each roun
 whatever else the machine is doing over all candidates alike, so ratios measured in one run
 stay fair on a shared machine; the median discards the rounds a burst of other work hit.
 Every benchmark module times through `time_interleaved` (throughput, ratios), `latencies`
-(many single calls, percentiles) or `time_once` (one long run that cannot be repeated cheaply).
+(many single calls, percentiles), `best_seconds` (a machine limit: the fastest repeat) or
+`time_once` (one long run that cannot be repeated cheaply).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-__all__ = ["Timing", "time_interleaved", "median_seconds", "latencies", "time_once",
-           "gc_paused"]
+__all__ = ["Timing", "time_interleaved", "best_seconds", "latencies",
+           "time_once", "gc_paused"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class Timing:
     def median(self) -> float:
         """The median of `seconds`."""
         return statistics.median(self.seconds)
+
+    @property
+    def best(self) -> float:
+        """The fastest repeat: what the machine can do when nothing else interferes."""
+        return min(self.seconds)
 
     @property
     def spread(self) -> float:
@@ -128,12 +134,10 @@ def time_interleaved(candidates: Sequence[tuple[str, Callable[[], object]]], *, 
     return {n: Timing(n, tuple(times[n])) for n in names}
 
 
-def median_seconds(fn: Callable[[], object], *, repeats: int, warmup: int = 1) -> float:
-    """Median wall-clock seconds of ``repeats`` calls of ``fn`` after ``warmup`` calls.
-
-    The single-candidate case of `time_interleaved` (same warm-up, same paused collector).
-    """
-    return time_interleaved([("fn", fn)], repeats=repeats, warmup=warmup)["fn"].median
+def best_seconds(fn: Callable[[], object], *, repeats: int, warmup: int = 1) -> float:
+    """The fastest of ``repeats`` calls of ``fn`` after ``warmup`` calls (for machine limits:
+    on a shared machine the median also measures the other tenants)."""
+    return time_interleaved([("fn", fn)], repeats=repeats, warmup=warmup)["fn"].best
 
 
 def latencies(candidates: Sequence[tuple[str, Callable[[], object]]], *, repeats: int,

@@ -53,11 +53,13 @@ def _outputs(variants: Sequence[Variant], feeds: dict[str, torch.Tensor],
              n: int) -> tuple[dict[str, torch.Tensor], dict[str, bool | None]]:
     """Every variant's float64 probabilities on all images, and its bit check (or None)."""
     probs, identical = {}, {}
-    for v in variants:
+    num_classes = None  # every variant must give fp32's (the first measured) class count
+    for v in sorted(variants, key=lambda v: v.name != "fp32"):
         x = feeds[v.input_kind]
         raw = v.run(x)
         p = v.to_probs(raw)
-        if tuple(p.shape) != (n, 10) or not torch.isfinite(p).all():
+        num_classes = p.shape[-1] if num_classes is None else num_classes
+        if tuple(p.shape) != (n, num_classes) or not torch.isfinite(p).all():
             raise RuntimeError(f"variant {v.name} returned {tuple(p.shape)} probabilities with "
                                f"non-finite values or the wrong shape")
         probs[v.name] = p
@@ -146,7 +148,7 @@ def measure(variants: Sequence[Variant], images: torch.Tensor, labels: torch.Ten
         pred = p.argmax(1)
         err = (p - ref).abs()
         rec: dict[str, Any] = {
-            "name": v.name, "input": v.input_kind,
+            "name": v.name, "input": v.input_kind, "num_classes": int(p.shape[1]),
             "accuracy": float((pred == labels).double().mean()),
             "agreement": float((pred == ref_pred).double().mean()),
             "max_abs_prob_err": float(err.max()), "mean_abs_prob_err": float(err.mean()),

@@ -229,7 +229,8 @@ def _run(argv: Sequence[str] | None) -> int:
         small_images=QUICK_SMALL_IMAGES if args.quick else None, progress=progress)
     progress("measuring the machine's floor (input stream, int8 multiply-add rate)")
     x_u8 = int8_measure.inputs(split.test_images)["uint8"]
-    floor = machine_floor.measure_floor(x_u8, 10, quick=args.quick)
+    num_classes = next(r for r in records if r["name"] == "fp32")["num_classes"]
+    floor = machine_floor.measure_floor(x_u8, num_classes, quick=args.quick)
     targets = int8_report.targets(records, floor)
     order = {n: i for i, n in enumerate(names)}
     rows = records + [dict({k: None for k in int8_measure.record_keys()}, name=n, skipped=w)

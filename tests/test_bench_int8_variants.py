@@ -166,3 +166,14 @@ def test_plot_writes_png_and_svg(tmp_path: Path) -> None:
     written = int8_report.write_plot(records, tmp_path / "sub" / "plot.svg", threads=2)
     assert [p.name for p in written] == ["plot.png", "plot.svg"]
     assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_a_variant_with_the_wrong_class_count_is_refused() -> None:
+    variants, _ = int8_variants.build_variants(_toy_model(), ("fp32", "bf16"))
+    short = dataclasses.replace(variants[1], run=lambda x: torch.zeros(x.shape[0], 9))
+    images, labels = _toy_data(20)
+    with pytest.raises(RuntimeError, match="bf16 returned \\(20, 9\\)"):
+        int8_measure.measure([short, variants[0]], images, labels, repeats=1, warmup=0,
+                             latency_repeats=1, small_batch=8)
+    with pytest.raises(ValueError, match="fp32 variant is the reference"):
+        int8_measure.measure([variants[1]], images, labels, repeats=1)
