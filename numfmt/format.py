@@ -193,9 +193,12 @@ class Format:
 
     @property
     def epsneg(self) -> float:
-        """Gap between 1 and the next smaller value (numpy's ``finfo.epsneg``): eps / 2 for
-        floats (1 is the bottom of its binade), 1 for integers."""
-        return float(self.eps_exact / 2) if self.is_float else 1.0
+        """Gap between 1 and the next smaller value (numpy's ``finfo.epsneg``): the spacing of
+        the binade below 1 (eps / 2, or the subnormal spacing where 1 is the smallest normal,
+        as in FP4/FP6 E2Mx); 1 for integers."""
+        if not self.is_float:
+            return 1.0
+        return float(Fraction(2) ** (max(-1, self.emin) - self.mantissa_bits))
 
     @property
     def nmant(self) -> int:
@@ -209,8 +212,9 @@ class Format:
 
     @property
     def precision(self) -> int:
-        """Decimal digits of precision, numpy's ``finfo.precision``: floor(-log10(eps));
-        0 for integers."""
+        """Decimal digits of precision by numpy's formula (``finfo.precision``):
+        floor(-log10(eps)); 0 for integers. ml_dtypes types several FP8 values in by hand
+        (1 for E4M3FN, where the formula gives 0)."""
         return self.resolution_digits
 
     @property

@@ -137,3 +137,87 @@ def test_numpy_type_codes_are_not_read_as_other_formats(spec):
     """numpy reads 'i8' as int64, 'u8' as uint64 and 'f16' as float128: refuse, never guess."""
     with pytest.raises(ValueError, match="unknown number format"):
         numfmt.get(spec)
+
+
+@pytest.mark.parametrize("args,match", [
+    (("x", "float", 4, 5, -2), "mantissa_bits must be a non-negative int"),
+    (("x", "float", 4, 0, 3), "needs exponent_bits >= 1"),
+    (("x", "int", 0), "needs bits >= 2"),
+    (("x", "float", 8, 4.0, 3), "exponent_bits must be a non-negative int"),
+    (("x", "float", 8, 4, 4), "bits must be 1 \\+ exponent_bits"),
+])
+def test_format_refuses_parameters_that_define_no_format(args, match):
+    kw = {"has_inf": False, "nan": "none"} if args[1] == "int" else {}
+    with pytest.raises(ValueError, match=match):
+        numfmt.Format(*args, **kw)
+    with pytest.raises(ValueError, match="needs bits >= 1"):
+        numfmt.Format("u0", "int", 0, has_inf=False, nan="none", signed=False)
+
+
+def _numpy_like_finfo(f):
+    if f.numpy_dtype is None:
+        return None
+    lib = ml_dtypes if f.numpy_dtype_name.startswith("ml_dtypes") else np
+    return lib.finfo(f.numpy_dtype)
+
+
+@pytest.mark.parametrize("f", [f for f in FLOATS if f.numpy_dtype is not None], ids=str)
+def test_numpy_names_match_numpy_and_ml_dtypes_finfo(f):
+    fi = _numpy_like_finfo(f)
+    assert f.min == float(fi.min) and f.nmant == fi.nmant and f.nexp == fi.nexp
+    assert f.epsneg == float(fi.epsneg)
+    if f.numpy_dtype_name in ("float16", "float32", "float64", "ml_dtypes.bfloat16"):
+        # numpy's formula; ml_dtypes types its FP8 precision in by hand (1 for E4M3FN)
+        assert f.precision == fi.precision
+        assert f.resolution == pytest.approx(float(fi.resolution), rel=1e-3)
+    assert f.dtype == np.dtype(f.numpy_dtype) and f.dtype == fi.dtype
+    assert numfmt.get("tf32").dtype is None
+
+
+@pytest.mark.parametrize("f", [f for f in numfmt.formats() if not f.is_float], ids=str)
+def test_integer_limits_are_python_ints_matching_iinfo(f):
+    info = np.iinfo(f.numpy_dtype)
+    for got, want in ((f.max, info.max), (f.lowest, info.min), (f.min, info.min)):
+        assert type(got) is int and got == int(want)
+    b = numfmt.exp_bounds(f)
+    assert all(type(v) is int for v in (b.max_arg, b.min_arg, b.min_normal_arg))
+    if f.torch_dtype is not None:
+        ti = torch.iinfo(f.torch_dtype)
+        assert (f.lowest, f.max) == (ti.min, ti.max)
+
+
+def test_int64_and_uint32_are_in_the_one_table():
+    assert numfmt.get(torch.int64).name == "int64" and numfmt.get(np.uint32).name == "uint32"
+    assert numfmt.get("long").max == 2**63 - 1
+
+
+def test_range_in_decibels_from_the_exact_ratio_fp64_included():
+    import mpmath
+    for f in numfmt.formats():
+        with mpmath.workdps(30):
+            ratio = mpmath.mpf(f.max_exact.numerator) / f.max_exact.denominator
+            want = 20 * mpmath.log10(ratio / (mpmath.mpf(f.smallest_subnormal_exact.numerator)
+                                              / f.smallest_subnormal_exact.denominator))
+            want_n = 20 * mpmath.log10(ratio / (mpmath.mpf(f.tiny_exact.numerator)
+                                                / f.tiny_exact.denominator))
+        assert f.dynamic_range_db == pytest.approx(float(want), rel=1e-12)
+        assert f.normal_range_db == pytest.approx(float(want_n), rel=1e-12)
+    assert round(numfmt.get("fp64").dynamic_range_db, 2) == 12631.22
+    assert round(numfmt.get("fp64").normal_range_db, 2) == 12318.15
+
+
+@pytest.mark.parametrize("bad", [torch.tensor(1.0), np.array([1.0]), np.float32(1.0)])
+def test_get_of_values_says_pass_the_dtype(bad):
+    with pytest.raises(TypeError, match=r"pass its \.dtype"):
+        numfmt.get(bad)
+
+
+def test_neighbours_rounding_and_overflow_rule_take_names_and_dtypes():
+    from fractions import Fraction
+    assert numfmt.next_up(1, "fp16") == 1 + Fraction(1, 1024)
+    assert numfmt.next_down(1, torch.bfloat16) == 1 - Fraction(1, 256)
+    assert numfmt.round_exact(Fraction(1, 3), np.float16) == Fraction(1365, 4096)
+    assert numfmt.default_overflow("e4m3fn") == "nan" and numfmt.default_overflow(torch.int8) \
+        == "saturate"
+    with pytest.raises(ValueError, match="unknown number format"):
+        numfmt.next_up(1, "fp12")

@@ -411,3 +411,80 @@ def test_neighbours_of_twos_complement_ends():
         lo, hi = int(f.lowest), int(f.max)
         assert next_down(lo + 1, f) == lo and next_down(lo, f) is None
         assert next_up(hi - 1, f) == hi and next_up(hi, f) is None and next_up(lo, f) == lo + 1
+
+
+@pytest.mark.parametrize("name", ["tf32", "fp8_e4m3fn", "fp64", "bf16", "fp16", "fp4_e2m1fn",
+                                  "int8"])
+def test_round_to_has_a_straight_through_gradient_for_every_format(name):
+    """QAT's straight-through estimator: d round_to(x) / dx == 1 everywhere (saturated values
+    included), the forward values those of the detached call."""
+    x = torch.tensor([0.3, -1.7, 2.5, 1e4], requires_grad=True)
+    y = numfmt.round_to(x, name, overflow="saturate")
+    assert y.requires_grad
+    assert torch.equal(y.detach(), numfmt.round_to(x.detach(), name, overflow="saturate"))
+    (y * torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=y.dtype)).sum().backward()
+    assert x.grad.dtype == x.dtype and x.grad.tolist() == [1.0, 2.0, 3.0, 4.0]
+    with torch.no_grad():
+        assert not numfmt.round_to(x, name, overflow="saturate").requires_grad
+
+
+def test_int64_format_saturates_and_raises_exactly():
+    """2**63 - 1 is no float64: a float input saturating into int64 gives it exactly, in an
+    int64 container; inputs that fit come back exact."""
+    x = np.array([2.0**63, -2.0**64, 2.0**62 + 2048, -2.5, 2.0**63 - 1024])
+    got = numfmt.round_to(x, "int64")
+    assert got.dtype == np.int64
+    assert got.tolist() == [2**63 - 1, -2**63, 2**62 + 2048, -2, 2**63 - 1024]
+    t = numfmt.round_to(torch.tensor(x), "int64")
+    assert t.dtype == torch.int64 and t.tolist() == got.tolist()
+    with pytest.raises(numfmt.RangeOverflowError, match=r"index \(0,\)"):
+        numfmt.round_to(x, "int64", overflow="raise")
+    big = np.array([2**63 - 1, -2**63, 12345], dtype=np.int64)
+    assert numfmt.round_to(big, "int64").tolist() == big.tolist()
+    assert numfmt.round_to(2**63 + 5, "int64") == 2**63 - 1
+    assert numfmt.round_to(np.array([-1.0, 5e9]), "uint32").tolist() == [0, 2**32 - 1]
+
+
+def test_the_chunked_torch_path_names_the_global_first_overflow():
+    """round_to runs big CPU tensors in chunks on several threads: the error still names the
+    first offending element of the whole tensor and the count over all of it."""
+    x = torch.zeros(300_000, dtype=torch.float64)
+    x[123_456] = 1e6
+    x[250_000] = -1e6
+    with pytest.raises(numfmt.RangeOverflowError, match=r"index \(123456,\)") as err:
+        numfmt.round_to(x, "fp8_e4m3fn", overflow="raise")
+    assert err.value.count == 2 and err.value.total == 300_000
+    y = numfmt.round_to(x.view(600, 500), "fp8_e4m3fn", overflow="saturate")
+    assert y.shape == (600, 500) and float(y.flatten()[123_456]) == 448.0
+
+
+def test_run_chunks_covers_every_element_once_and_reraises_the_first_error():
+    from numfmt.threads import run_chunks
+    hits = np.zeros(100_003, dtype=np.int64)
+
+    def mark(lo, hi):
+        hits[lo:hi] += 1
+
+    run_chunks(mark, hits.size, chunk=1000, workers=3)
+    assert (hits == 1).all()
+    run_chunks(mark, 0)
+    run_chunks(mark, 10, workers=1)
+
+    def fail(lo, hi):
+        if lo >= 5000:
+            raise KeyError(lo)
+
+    with pytest.raises(KeyError):
+        run_chunks(fail, 100_000, chunk=1000, workers=2)
+    with pytest.raises(ValueError, match="chunk"):
+        run_chunks(mark, 10, chunk=0)
+
+
+def test_tf32_threads_match_the_exact_path_with_nans_in_some_chunks():
+    rng = np.random.default_rng(11)
+    bits = rng.integers(0, 2**32, size=200_000, dtype=np.uint64).astype(np.uint32)
+    bits[::7919] = 0x7F800001                      # NaNs whose payload sits in dropped bits
+    x = torch.from_numpy(bits.view(np.float32).copy())
+    fast = numfmt.round_to(x, "tf32").double().numpy()
+    exact = numfmt.round_to(x.double().numpy(), "tf32")
+    assert _same(fast, exact) and np.isnan(fast[::7919]).all()
