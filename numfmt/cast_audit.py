@@ -1,394 +1,42 @@
 """The cast audit: what the casts people call return, against the exact round-to-nearest-even.
 
 For each source format (fp64, fp32, bf16, fp16), each target format of at most 16 bits and each
-library that has the cast, every result is compared with `numfmt.round_to` of the exact input
-(one rounding, the target's default overflow rule, `numfmt.default_overflow`):
-
-* ``torch``: ``tensor.to(target dtype)`` on a tensor of the source dtype;
-* ``numpy`` / ``ml_dtypes``: ``array.astype(target dtype)`` (``ml_dtypes`` when either dtype is
-  an ml_dtypes type);
-* ``gfloat``: ``gfloat.round_ndarray(fi, x, RoundMode.TiesToEven, sat=...)`` for the gfloat
-  `FormatInfo` whose decoded codes equal the target's, with ``sat`` True exactly when the
-  target's default overflow rule is to saturate; fp32 inputs are passed as float32, the others
-  as float64 (bf16 and fp16 widen exactly).
+library that has the cast (`numfmt.library_casts`), every result is compared with the exact
+answer and each mismatch given a cause (`numfmt.cast_compare`: the rules and their order).
 
 Inputs: every bit pattern of a source of at most 16 bits; for fp32 and fp64 a seeded sample (half
 uniform random bit patterns, half random values whose binade is uniform over the target's range
-widened by two binades each side) plus `numfmt.strategies.rounding_input_array` (midpoints and
-their neighbours, the overflow tie, the underflow midpoint, double-rounding traps) and
-+-0, +-inf, NaN. NaN results equal NaN; otherwise results must be equal with equal sign bits.
+widened by two binades each side) plus the targeted traps of
+`numfmt.cast_inputs.rounding_input_array` (midpoints and their neighbours, the overflow tie, the
+underflow midpoint, double-rounding traps) and +-0, +-inf, NaN.
 
-Inputs the target has no exact answer for (NaN into a format without NaN, or any input for which
-`numfmt.round_to` raises) are counted as ``undefined``, not as mismatches, with one example.
-
-Each mismatch gets the first cause whose rule holds, in this order (`CAUSES`):
-
-``nan_inf``          the input is NaN or +-inf;
-``zero``             the input is +0 (a format without zero, e8m0);
-``sign``             the input is -0, or negative into a format with no negative values, or the
-                     result and the exact answer are zeros of opposite sign;
-``truncation``       (integer targets) the result is the input rounded toward zero: C's
-                     float -> int conversion, which also explains the coincidences below;
-``double_rounding``  the source is wider than float32 and the result is what rounding first to
-                     float32 and then to the target (both RNE, the target's default overflow
-                     rule) gives, the exact answer not (the libraries' casts are float32
-                     kernels: float64 -> bf16, fp16 and fp8 go through float32);
-``overflow``         the finite input lies beyond the target's [lowest, max], or the result is
-                     inf/NaN for a finite input (saturate vs inf vs NaN);
-``subnormal``        (float targets) the input's magnitude is below the target's smallest normal
-                     (flush to zero, wrong underflow);
-``truncation``       (float targets) the result is the input rounded toward zero;
-``other``            anything else.
+``python -m numfmt audit --casts`` (or ``python -m numfmt.cast_audit``) prints the findings as a
+markdown table; ``--json FILE`` writes them as strict JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-import warnings
 import zlib
-from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+import numfmt.cast_compare as cast_compare
+from numfmt.cast_compare import (CAUSES, CastAuditRow, compare_results, compare_with_reference,
+                                 exact_reference, skipped_row)
+from numfmt.cast_inputs import rounding_input_array, storage_dtype
 from numfmt.cli import (CliError, Progress, check_output_file, markdown_table, positive_int,
                         run_cli, write_json)
 from numfmt.format import Format
+from numfmt.library_casts import LIBRARIES, Cast, installed, library_cast
 from numfmt.registry import formats, get
-from numfmt.rounding import default_overflow, round_to
-from numfmt.strategies import rounding_input_array, storage_dtype
 
 __all__ = ["CAUSES", "LIBRARIES", "SOURCES", "CastAuditRow", "audit_casts", "audit_inputs",
            "compare_results", "default_targets", "library_cast", "main"]
 
-CAUSES = ("nan_inf", "zero", "sign", "double_rounding", "overflow", "subnormal", "truncation",
-          "other")
-LIBRARIES = ("torch", "numpy", "ml_dtypes", "gfloat")
 SOURCES = ("fp64", "fp32", "bf16", "fp16")
 PROG = "python -m numfmt audit --casts"
-
-Cast = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class CastAuditRow:
-    """One library's cast from one source format to one target, against exact RNE.
-
-    ``checked`` inputs had an exact answer; ``mismatches`` of them differ from it, split by
-    cause in ``by_cause`` (every cause of `CAUSES`, zeros included); ``examples`` maps each
-    cause met (and ``"undefined"``) to one input with the library's result and the exact one,
-    as ``repr`` strings (``input_hex`` is ``float.hex``). ``undefined`` counts the inputs
-    without an exact answer. ``skipped`` gives the reason when the cast could not be run.
-    ``trap_checked`` and ``trap_mismatches`` are the part of ``checked`` and ``mismatches``
-    that came from the targeted traps (fp32/fp64 sources; 0 for exhaustive sources), so the
-    rest is the seeded random sample.
-    """
-
-    source: str
-    target: str
-    library: str
-    checked: int
-    mismatches: int
-    by_cause: Mapping[str, int]
-    examples: Mapping[str, Mapping[str, str]]
-    undefined: int = 0
-    skipped: str | None = None
-    trap_checked: int = 0
-    trap_mismatches: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain dicts and numbers, for JSON."""
-        return {"source": self.source, "target": self.target, "library": self.library,
-                "checked": self.checked, "mismatches": self.mismatches,
-                "by_cause": dict(self.by_cause),
-                "examples": {k: dict(v) for k, v in self.examples.items()},
-                "undefined": self.undefined, "skipped": self.skipped,
-                "trap_checked": self.trap_checked, "trap_mismatches": self.trap_mismatches}
-
-
-def _frozen(d: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType({k: (MappingProxyType(dict(v)) if isinstance(v, Mapping) else v)
-                             for k, v in d.items()})
-
-
-def _skipped(source: str, target: str, library: str, why: str) -> CastAuditRow:
-    return CastAuditRow(source, target, library, 0, 0, _frozen({c: 0 for c in CAUSES}),
-                        _frozen({}), 0, why)
-
-
-# ---- the libraries' casts ---------------------------------------------------------------------
-def _is_ml_dtypes(dtype: np.dtype) -> bool:
-    return dtype.type.__module__.startswith("ml_dtypes")
-
-
-def _torch_cast(source: Format, target: Format) -> Cast | str | None:
-    import torch
-
-    dst = getattr(target, "torch_dtype", None)
-    if dst is None:
-        return None
-    if storage_dtype(target, "torch") != dst:
-        return f"torch.{target.torch_dtype_name} has no element-wise cast"
-    src = storage_dtype(source, "torch")
-
-    def cast(x: np.ndarray) -> np.ndarray:
-        if src == torch.bfloat16:            # numpy has no bfloat16: carry the bit patterns
-            t = torch.from_numpy(x.view(np.int16)).view(torch.bfloat16)
-        else:
-            t = torch.from_numpy(x)
-        return t.to(dst).to(torch.float64).numpy()
-    return cast
-
-
-def _numpy_cast(source: Format, target: Format, library: str) -> Cast | None:
-    if getattr(target, "numpy_dtype_name", None) is None:
-        return None
-    dst, src = target.numpy_dtype, storage_dtype(source, "numpy")
-    if ("ml_dtypes" if _is_ml_dtypes(dst) or _is_ml_dtypes(src) else "numpy") != library:
-        return None
-
-    def cast(x: np.ndarray) -> np.ndarray:
-        # out-of-range and NaN casts warn on purpose: the audit measures what they return
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return x.astype(dst).astype(np.float64)
-    return cast
-
-
-def _gfloat_infos() -> list[Any]:
-    import gfloat.formats as gf
-    from gfloat import Domain, Signedness
-
-    infos = [v for k, v in vars(gf).items() if k.startswith("format_info_")
-             and not callable(v) and hasattr(v, "k")]
-    for p in range(1, 8):
-        for sign in (Signedness.Signed, Signedness.Unsigned):
-            for dom in (Domain.Extended, Domain.Finite):
-                infos.append(gf.format_info_p3109(8, p, sign, dom))
-    return infos
-
-
-def _same_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Elementwise: equal with equal sign bits, or both NaN."""
-    return ((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))
-
-
-def _gfloat_cast(source: Format, target: Format) -> Cast | None:
-    from gfloat import RoundMode, decode_ndarray, round_ndarray
-
-    if target.bits > 16:
-        return None
-    codes = np.arange(2**target.bits)
-    ours = target.decode(codes)
-    match = [fi for fi in _gfloat_infos() if fi.k == target.bits
-             and bool(_same_values(decode_ndarray(fi, codes).astype(np.float64), ours).all())]
-    if not match:
-        return None
-    fi, sat = match[0], default_overflow(target) == "saturate"
-
-    def cast(x: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            carrier = x if x.dtype == np.float32 else x.astype(np.float64)
-            return np.asarray(round_ndarray(fi, carrier, RoundMode.TiesToEven, sat=sat),
-                              dtype=np.float64)
-    return cast
-
-
-def library_cast(library: str, source: Any, target: Any) -> Cast | str | None:
-    """The cast ``library`` offers from ``source`` to ``target``.
-
-    Returns
-    -------
-    callable, str or None
-        A function from an array in the source's storage dtype (`numfmt.strategies.
-        storage_dtype`) to the results as float64; a string saying why the library knows the
-        target but cannot cast to it; None when the library has no such cast.
-
-    Raises
-    ------
-    ImportError
-        When the library is not installed.
-    ValueError
-        For an unknown library or format.
-    """
-    s, t = get(source), get(target)
-    if library == "torch":
-        return _torch_cast(s, t)
-    if library in ("numpy", "ml_dtypes"):
-        if library == "ml_dtypes":
-            import ml_dtypes  # noqa: F401  (absent library: ImportError, reported as skipped)
-        return _numpy_cast(s, t, library)
-    if library == "gfloat":
-        return _gfloat_cast(s, t)
-    raise ValueError(f"unknown library {library!r}; known: {', '.join(LIBRARIES)}")
-
-
-# ---- the exact answer and the causes ----------------------------------------------------------
-def _input_classes(x: np.ndarray, target: Format) -> list[np.ndarray]:
-    """Disjoint masks covering ``x`` (NaN, +-inf, +-0, and per sign: below the smallest normal,
-    normal range, beyond the max), so that an input class `round_to` refuses (NaN into int8,
-    say) leaves the others defined."""
-    neg = np.signbit(x)
-    mag = np.abs(x)
-    finite = np.isfinite(x) & (x != 0)
-    masks = [np.isnan(x), np.isinf(x) & ~neg, np.isinf(x) & neg, (x == 0) & ~neg, (x == 0) & neg]
-    for side in (~neg, neg):
-        masks += [finite & side & (mag < target.tiny),
-                  finite & side & (mag >= target.tiny) & (mag <= target.max),
-                  finite & side & (mag > target.max)]
-    return masks
-
-
-def _reference(x: np.ndarray, target: Format) -> tuple[np.ndarray, np.ndarray, str | None]:
-    """(exact RNE results as float64, mask of inputs that have one, why some have none)."""
-    ref = np.full(x.shape, np.nan)
-    defined = np.zeros(x.shape, dtype=bool)
-    why = None
-    for m in _input_classes(x, target):
-        if not m.any():
-            continue
-        try:
-            ref[m] = np.asarray(round_to(x[m], target), dtype=np.float64)
-        except (ValueError, OverflowError) as err:
-            why = why or f"numfmt.round_to raises {type(err).__name__}: {err}"
-            continue
-        defined[m] = True
-    return ref, defined, why
-
-
-def _intermediates(source: Format, target: Format) -> list[Format]:
-    """The format the libraries' casts round through first: float32, when its precision lies
-    strictly between the target's and the source's."""
-    fp32 = get("fp32")
-    return [fp32] if target.precision_bits < fp32.precision_bits < source.precision_bits else []
-
-
-def _via(x: np.ndarray, inter: Format, target: Format) -> np.ndarray | None:
-    try:
-        return np.asarray(round_to(round_to(x, inter), target), dtype=np.float64)
-    except (ValueError, OverflowError):
-        return None
-
-
-def _toward_zero(x: np.ndarray, target: Format) -> np.ndarray:
-    """Finite ``x`` rounded toward zero onto the target's grid (unbounded above)."""
-    if not target.is_float:
-        return np.trunc(x) + 0.0
-    _, e = np.frexp(x)
-    q = np.maximum(e.astype(np.int64) - 1, target.emin) - target.mantissa_bits
-    return np.ldexp(np.trunc(np.ldexp(x, -q)), q)
-
-
-def _classify(x: np.ndarray, got: np.ndarray, ref: np.ndarray, source: Format,
-              target: Format) -> np.ndarray:
-    """Index into `CAUSES` of each mismatch (the first rule that holds, module docstring)."""
-    cause = np.full(x.shape, len(CAUSES) - 1)
-    open_ = np.ones(x.shape, dtype=bool)
-
-    def assign(name: str, rule: np.ndarray) -> None:
-        hit = open_ & rule
-        cause[hit] = CAUSES.index(name)
-        open_[hit] = False
-
-    unsigned = not getattr(target, "signed", True) or target.lowest >= 0
-    with np.errstate(invalid="ignore"):
-        assign("nan_inf", ~np.isfinite(x))
-        assign("zero", (x == 0) & ~np.signbit(x))
-        assign("sign", ((x == 0) & np.signbit(x)) | ((x < 0) & unsigned)
-               | ((got == 0) & (ref == 0) & (np.signbit(got) != np.signbit(ref))))
-        if not target.is_float:
-            assign("truncation", _same_values(got, _toward_zero(x, target)))
-        for inter in _intermediates(source, target):
-            if open_.any():
-                via = _via(x[open_], inter, target)
-                if via is not None:
-                    dr = np.zeros(x.shape, dtype=bool)
-                    dr[open_] = _same_values(got[open_], via) & ~_same_values(ref[open_], via)
-                    assign("double_rounding", dr)
-        assign("overflow", (x > target.max) | (x < target.lowest) | ~np.isfinite(got))
-        if target.is_float:
-            assign("subnormal", np.abs(x) < target.tiny)
-            assign("truncation", _same_values(got, _toward_zero(x, target)))
-    return cause
-
-
-def _example(x: float, got: float, ref: float) -> dict[str, str]:
-    return {"input": repr(float(x)), "input_hex": float(x).hex(), "result": repr(float(got)),
-            "exact": repr(float(ref))}
-
-
-def _compare(source: Format, target: Format, library: str, x: np.ndarray, got: np.ndarray,
-             ref: np.ndarray, defined: np.ndarray, why: str | None,
-             trap: np.ndarray | None = None) -> CastAuditRow:
-    wrong = defined & ~_same_values(got, ref)
-    bad = np.flatnonzero(wrong)
-    cause = _classify(x[bad], got[bad], ref[bad], source, target)
-    by_cause = {c: int((cause == i).sum()) for i, c in enumerate(CAUSES)}
-    examples: dict[str, dict[str, str]] = {}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # the example of a cause is its input nearest to 1 in magnitude (log scale)
-        distance = np.nan_to_num(np.abs(np.log2(np.abs(x[bad]))), nan=np.inf)
-    for i, c in enumerate(CAUSES):
-        mine = np.flatnonzero(cause == i)
-        if mine.size:
-            j = int(bad[mine[np.argmin(distance[mine])]])
-            examples[c] = _example(x[j], got[j], ref[j])
-    undefined = np.flatnonzero(~defined)
-    if undefined.size:
-        j = int(undefined[0])
-        examples["undefined"] = {"input": repr(float(x[j])), "input_hex": float(x[j]).hex(),
-                                 "result": repr(float(got[j])), "why": str(why)}
-    traps = (0, 0) if trap is None else (int((defined & trap).sum()), int((wrong & trap).sum()))
-    return CastAuditRow(source.name, target.name, library, int(defined.sum()), int(bad.size),
-                        _frozen(by_cause), _frozen(examples), int(undefined.size), None, *traps)
-
-
-def compare_results(source: Any, target: Any, inputs: Any, results: Any,
-                    library: str = "custom") -> CastAuditRow:
-    """Compare one cast's ``results`` on ``inputs`` with exact RNE, mismatches by cause.
-
-    Parameters
-    ----------
-    source, target : format specs
-        Anything `numfmt.get` accepts; ``source`` is the format the inputs are values of
-        (it decides which double rounding is possible: through float32 for fp64 sources).
-    inputs : array_like
-        The inputs (any real dtype numpy can widen exactly to float64: values of
-        ``source``).
-    results : array_like
-        What the cast returned, same shape (anything convertible to float64).
-    library : str
-        The name the row carries.
-
-    Returns
-    -------
-    CastAuditRow
-        As in `audit_casts`; the causes are the module docstring's.
-
-    Raises
-    ------
-    ValueError
-        For unknown formats or inputs and results of different shapes.
-
-    Examples
-    --------
-    >>> import ml_dtypes, numpy as np
-    >>> x = np.array([1 + 2**-8 + 2**-40])          # float32 rounds it onto the bf16 tie
-    >>> detour = x.astype(np.float32).astype(ml_dtypes.bfloat16)     # 1.0: ties to even
-    >>> row = compare_results("fp64", "bf16", x, detour)
-    >>> row.by_cause["double_rounding"], row.examples["double_rounding"]["exact"]
-    (1, '1.0078125')
-    """
-    s, t = get(source), get(target)
-    with np.errstate(invalid="ignore"):          # ml_dtypes warns on NaN, exact all the same
-        x = np.asarray(inputs).astype(np.float64).ravel()
-    got = np.asarray(results, dtype=np.float64).ravel()
-    if np.shape(inputs) != np.shape(results):
-        raise ValueError(f"inputs {np.shape(inputs)} and results {np.shape(results)} differ "
-                         f"in shape")
-    ref, defined, why = _reference(x, t)
-    return _compare(s, t, library, x, got, ref, defined, why)
 
 
 # ---- inputs -----------------------------------------------------------------------------------
@@ -418,7 +66,7 @@ def audit_inputs(source: Any, target: Any, sample: int = 10**6, seed: int = 0) -
     """The inputs the audit casts from ``source`` to ``target``, in the source's storage dtype.
 
     Every bit pattern for sources of at most 16 bits; otherwise ``sample`` seeded values (see
-    the module docstring), then `numfmt.strategies.rounding_input_array(target, source)`, then
+    the module docstring), then `numfmt.cast_inputs.rounding_input_array(target, source)`, then
     +-0, +-inf and NaN. The same arguments give the same array.
     """
     s, t = get(source), get(target)
@@ -432,16 +80,6 @@ def audit_inputs(source: Any, target: Any, sample: int = 10**6, seed: int = 0) -
 
 
 # ---- the audit --------------------------------------------------------------------------------
-def _installed(library: str) -> str | None:
-    """None when ``library`` imports, else why not."""
-    module = {"numpy": "numpy", "torch": "torch", "ml_dtypes": "ml_dtypes", "gfloat": "gfloat"}
-    try:
-        __import__(module[library])
-    except ImportError as err:
-        return f"{library} is not installed ({err})"
-    return None
-
-
 def _check_libraries(libraries: Iterable[str]) -> list[str]:
     libs = list(libraries)
     for lib in libs:
@@ -452,7 +90,7 @@ def _check_libraries(libraries: Iterable[str]) -> list[str]:
 
 def default_targets(libraries: Iterable[str] = LIBRARIES) -> list[Format]:
     """Every registered format of at most 16 bits that some installed library casts to."""
-    libs = [lib for lib in _check_libraries(libraries) if _installed(lib) is None]
+    libs = [lib for lib in _check_libraries(libraries) if installed(lib) is None]
     return [t for t in formats() if t.bits <= 16
             and any(library_cast(lib, "fp32", t) is not None for lib in libs)]
 
@@ -535,11 +173,11 @@ def audit_casts(sources: Iterable[Any] = SOURCES, targets: Iterable[Any] | None 
     rows: list[CastAuditRow] = []
     ready = []
     for lib in libs:
-        why = _installed(lib)
+        why = installed(lib)
         if why is None:
             ready.append(lib)
         else:
-            rows.append(_skipped("*", "*", lib, why))
+            rows.append(skipped_row("*", "*", lib, why))
     for s in srcs:
         for t in tgts:
             if s == t:
@@ -557,20 +195,20 @@ def _audit_pair(s: Format, t: Format, casts: Mapping[str, Cast | str], sample: i
     x = audit_inputs(s, t, sample, seed)
     with np.errstate(invalid="ignore"):          # ml_dtypes warns on NaN, exact all the same
         x64 = x.astype(np.float64)
-    ref, defined, why = _reference(x64, t)
+    ref, defined, why = exact_reference(x64, t)
     trap = np.arange(x.size) >= sample if s.bits > 16 else None   # audit_inputs' layout
     rows = []
     for lib, cast in casts.items():
         if isinstance(cast, str):
-            rows.append(_skipped(s.name, t.name, lib, cast))
+            rows.append(skipped_row(s.name, t.name, lib, cast))
             continue
         try:
             got = cast(x)
         except Exception as err:      # a third-party cast failing is a finding, not a crash
-            rows.append(_skipped(s.name, t.name, lib, f"the cast raises {type(err).__name__}: "
+            rows.append(skipped_row(s.name, t.name, lib, f"the cast raises {type(err).__name__}: "
                                                       f"{err}"))
             continue
-        rows.append(_compare(s, t, lib, x64, got, ref, defined, why, trap))
+        rows.append(compare_with_reference(s, t, lib, x64, got, ref, defined, why, trap))
     return rows
 
 
@@ -599,9 +237,9 @@ def markdown(rows: Sequence[CastAuditRow]) -> str:
     notes = ("mismatches: results that differ from exact round-to-nearest-even (numfmt.round_to "
              "of the exact input, the target's default overflow rule; NaN equals NaN, zeros "
              "must have the same sign). traps: the targeted inputs of "
-             "numfmt.strategies.rounding_input_array (fp32/fp64 sources; the rest is the seeded "
+             "numfmt.cast_inputs.rounding_input_array (fp32/fp64 sources; the rest is the seeded "
              "sample; 16-bit sources are exhaustive). undefined: inputs with no exact answer "
-             "(NaN into a format without NaN), not counted. Causes: python -m "
+             "(NaN into a format without NaN), not counted. The causes' rules: python -m "
              "numfmt.cast_audit --help.")
     return f"{table}\n\n{notes}\n\n{examples}"
 
@@ -611,7 +249,7 @@ def _names(text: str) -> list[str]:
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, epilog=cast_compare.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--casts", action="store_true", help="the cast audit (the only audit here)")
     p.add_argument("--json", metavar="FILE", help="write the rows as strict JSON ('-': stdout)")

@@ -248,3 +248,6 @@ def test_module_runs_as_a_script():
     r = subprocess.run([sys.executable, "-m", "numfmt.cast_audit", "--help"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "--casts" in r.stdout and "double_rounding" in r.stdout
+    # hypothesis is a test extra: the audit must run without it
+    code = "import sys, numfmt.cast_audit; assert 'hypothesis' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
