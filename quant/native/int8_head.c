@@ -113,12 +113,19 @@ static inline Py_ssize_t group_start(Py_ssize_t m, Py_ssize_t ng, Py_ssize_t g)
 #define AVX2 __attribute__((target("avx2")))
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
-static inline AVX2 int32_t hsum_avx2(__m256i v)
+/* Lane j of the result is the sum of the 8 lanes of a[j] (0 for j >= G): hadd twice pairs up
+ * and adds within 128-bit halves, the last add joins the halves; every step adds disjoint
+ * subsets of one accumulator's products. */
+static inline AVX2 __attribute__((always_inline)) __m256i reduce8(const __m256i *a, const int G)
 {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i b[4], c[2];
+    for (int i = 0; i < 4; i++)
+        b[i] = _mm256_hadd_epi32(2 * i < G ? a[2 * i] : zero, 2 * i + 1 < G ? a[2 * i + 1] : zero);
+    for (int i = 0; i < 2; i++)         /* half q of c[i]: classes 4i..4i+3 over lanes 4q..4q+3 */
+        c[i] = _mm256_hadd_epi32(b[2 * i], b[2 * i + 1]);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(c[0], c[1], 0x20),
+                            _mm256_permute2x128_si256(c[0], c[1], 0x31));
 }
 
 /* G classes whose int16 weights are interleaved per 16-pixel step: w[(c * G + g) * 16 + i]. */
@@ -145,8 +152,12 @@ avx2_group(const uint8_t *x, const int16_t *w, Py_ssize_t k, Py_ssize_t nchunks,
             a[g] = _mm256_add_epi32(a[g], _mm256_madd_epi16(
                 xv, _mm256_load_si256((const __m256i *)(wc + g * 16))));
     }
+    int32_t sums[16];
+    _mm256_storeu_si256((__m256i *)sums, reduce8(a, G));
+    if (G > 8)
+        _mm256_storeu_si256((__m256i *)(sums + 8), reduce8(a + 8, G - 8));
     for (int g = 0; g < G; g++)
-        acc[g] = hsum_avx2(a[g]);
+        acc[g] = sums[g];
 }
 
 #define AVX2_CASE(G) case G: avx2_group(x, w, h->k, h->nchunks, G, acc + j0); break;
