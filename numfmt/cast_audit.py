@@ -63,11 +63,28 @@ def _sampled(source: Format, target: Format, n: int, seed: int) -> np.ndarray:
 
 
 def audit_inputs(source: Any, target: Any, sample: int = 10**6, seed: int = 0) -> np.ndarray:
-    """The inputs the audit casts from ``source`` to ``target``, in the source's storage dtype.
+    """The inputs the audit casts from ``source`` to ``target``.
 
-    Every bit pattern for sources of at most 16 bits; otherwise ``sample`` seeded values (see
-    the module docstring), then `numfmt.cast_inputs.rounding_input_array(target, source)`, then
-    +-0, +-inf and NaN. The same arguments give the same array.
+    Parameters
+    ----------
+    source, target : format specs
+        Anything `numfmt.get` accepts; the source is fp64, fp32 or a format of <= 16 bits.
+    sample : int
+        Seeded random inputs for fp32/fp64 sources (ignored for exhaustive sources).
+    seed : int
+        Seed; the same arguments give the same array.
+
+    Returns
+    -------
+    ndarray
+        In the source's storage dtype: every bit pattern for sources of at most 16 bits;
+        otherwise ``sample`` seeded values (the module docstring says how), then
+        `numfmt.cast_inputs.rounding_input_array(target, source)`, then +-0, +-inf and NaN.
+
+    Raises
+    ------
+    ValueError
+        For an unknown format, or a source wider than 16 bits other than fp32/fp64.
     """
     s, t = get(source), get(target)
     dtype = storage_dtype(s, "numpy")
@@ -89,7 +106,18 @@ def _check_libraries(libraries: Iterable[str]) -> list[str]:
 
 
 def default_targets(libraries: Iterable[str] = LIBRARIES) -> list[Format]:
-    """Every registered format of at most 16 bits that some installed library casts to."""
+    """Every registered format of at most 16 bits that some installed library casts to.
+
+    Parameters
+    ----------
+    libraries : iterable of str
+        From `LIBRARIES`; those not installed are ignored.
+
+    Returns
+    -------
+    list of Format
+        In `numfmt.formats` order.
+    """
     libs = [lib for lib in _check_libraries(libraries) if installed(lib) is None]
     return [t for t in formats() if t.bits <= 16
             and any(library_cast(lib, "fp32", t) is not None for lib in libs)]
@@ -221,7 +249,16 @@ def _cause_cell(row: CastAuditRow) -> str:
 
 
 def markdown(rows: Sequence[CastAuditRow]) -> str:
-    """The findings table, then one example per (row, cause)."""
+    """The findings as markdown: one table of rows, a note, one table of examples.
+
+    Parameters
+    ----------
+    rows : sequence of CastAuditRow
+
+    Returns
+    -------
+    str
+    """
     table = markdown_table(
         ["source", "target", "library", "checked (traps)", "mismatches (in traps)", "by cause",
          "undefined"],

@@ -89,12 +89,40 @@ def _frozen(d: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def skipped_row(source: str, target: str, library: str, why: str) -> CastAuditRow:
-    """A row for a cast that could not be run, with the reason."""
+    """A row for a cast that could not be run: nothing checked, ``skipped=why``.
+
+    Parameters
+    ----------
+    source, target, library : str
+        Names (``"*"`` where the row stands for every format).
+    why : str
+        The reason, shown in the table.
+
+    Returns
+    -------
+    CastAuditRow
+    """
     return CastAuditRow(source, target, library, 0, 0, _frozen({c: 0 for c in CAUSES}),
                         _frozen({}), 0, why)
 
 def same_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Elementwise: equal with equal sign bits, or both NaN."""
+    """Elementwise sameness of two float arrays: equal with equal sign bits, or both NaN.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        Float arrays of one shape (or broadcastable).
+
+    Returns
+    -------
+    ndarray of bool
+        So -0.0 and 0.0 differ, and NaN matches NaN whatever its payload.
+
+    Examples
+    --------
+    >>> same_values(np.array([0.0, np.nan, 1.0]), np.array([-0.0, np.nan, 1.0])).tolist()
+    [False, True, True]
+    """
     return ((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))
 
 
@@ -115,6 +143,13 @@ def _input_classes(x: np.ndarray, target: Format) -> list[np.ndarray]:
 
 def exact_reference(x: np.ndarray, target: Any) -> tuple[np.ndarray, np.ndarray, str | None]:
     """The exact RNE answers for float64 inputs ``x``, and which inputs have one.
+
+    Parameters
+    ----------
+    x : ndarray of float64
+        The inputs (exact values of their source).
+    target : Format, str, or dtype
+        Anything `numfmt.get` accepts.
 
     Returns
     -------
@@ -204,9 +239,23 @@ def compare_with_reference(source: Format, target: Format, library: str, x: np.n
                            why: str | None, trap: np.ndarray | None = None) -> CastAuditRow:
     """The row for results ``got`` on float64 inputs ``x`` given `exact_reference`'s answer.
 
-    ``trap`` (optional mask) marks the targeted inputs, counted apart in the row. For many
-    libraries on the same inputs, computing the reference once and calling this per library
-    is what `compare_results` does in one step.
+    Parameters
+    ----------
+    source, target : Format
+        The formats of the inputs and of the cast's results.
+    library : str
+        The name the row carries.
+    x, got : ndarray of float64
+        Inputs and the cast's results, one shape.
+    ref, defined, why
+        What `exact_reference(x, target)` returned (computed once for many libraries).
+    trap : ndarray of bool, optional
+        Marks the targeted inputs, counted apart in ``trap_checked``/``trap_mismatches``.
+
+    Returns
+    -------
+    CastAuditRow
+        Mismatches by cause (the module docstring's rules) with one example each.
     """
     wrong = defined & ~same_values(got, ref)
     bad = np.flatnonzero(wrong)

@@ -196,13 +196,9 @@ def rounding_input_array(fmt: Any, source: Any = "float64") -> np.ndarray:
     return v.astype(storage_dtype(s, "numpy"))
 
 
-
-
 # ---- storage ---------------------------------------------------------------------------------
 def _holds_all(container: Format, f: Format) -> bool:
-    """Whether every value of ``f`` is a value of the float format ``container``."""
-    if not f.is_float:
-        return container.precision_bits >= f.bits
+    """Whether every value of the float format ``f`` is a value of the float ``container``."""
     return (container.precision_bits >= f.precision_bits and container.max_exact >= f.max_exact
             and container.smallest_subnormal_exact <= f.smallest_subnormal_exact
             and container.emin <= f.emin)
@@ -225,11 +221,33 @@ def _usable_torch_dtype(f: Format) -> Any:
 
 
 def storage_dtype(fmt: Any, backend: str = "numpy") -> Any:
-    """The dtype that holds ``fmt``'s values in ``backend`` ("numpy" or "torch").
+    """The dtype that holds ``fmt``'s values in ``backend``.
 
-    The format's own numpy/ml_dtypes or torch dtype where one exists (and, for torch, can be
-    cast to element-wise); otherwise the container `numfmt.round_to` returns: float32 when
-    float32 holds every value of the format, else float64; int64 for integer formats.
+    Parameters
+    ----------
+    fmt : Format, str, or dtype
+        Anything `numfmt.get` accepts.
+    backend : {"numpy", "torch"}
+
+    Returns
+    -------
+    numpy.dtype or torch.dtype
+        The format's own numpy/ml_dtypes or torch dtype where one exists (for torch: one it
+        casts to element by element, so not the packed ``float4_e2m1fn_x2`` or ``int4``);
+        otherwise the container `numfmt.round_to` returns: float32 when float32 holds every
+        value of the format, else float64; int64 for integer formats.
+
+    Raises
+    ------
+    ValueError
+        For an unknown format or backend.
+
+    Examples
+    --------
+    >>> storage_dtype("bf16")
+    dtype(bfloat16)
+    >>> storage_dtype("fp4_e2m1fn", "torch")
+    torch.float32
     """
     f = get(fmt)
     if backend not in ("numpy", "torch"):

@@ -35,7 +35,23 @@ Cast = Callable[[np.ndarray], np.ndarray]
 
 
 def installed(library: str) -> str | None:
-    """None when ``library`` (one of `LIBRARIES`) imports, else why not."""
+    """Whether ``library`` can be used.
+
+    Parameters
+    ----------
+    library : str
+        One of `LIBRARIES`.
+
+    Returns
+    -------
+    str or None
+        None when it imports, else the reason (``"gfloat is not installed (...)"``).
+
+    Raises
+    ------
+    ValueError
+        For a name not in `LIBRARIES`.
+    """
     if library not in LIBRARIES:
         raise ValueError(f"unknown library {library!r}; known: {', '.join(LIBRARIES)}")
     try:
@@ -120,6 +136,13 @@ def _gfloat_cast(source: Format, target: Format) -> Cast | None:
 def library_cast(library: str, source: Any, target: Any) -> Cast | str | None:
     """The cast ``library`` offers from ``source`` to ``target``.
 
+    Parameters
+    ----------
+    library : str
+        One of `LIBRARIES`.
+    source, target : format specs
+        Anything `numfmt.get` accepts.
+
     Returns
     -------
     callable, str or None
@@ -133,6 +156,15 @@ def library_cast(library: str, source: Any, target: Any) -> Cast | str | None:
         When the library is not installed.
     ValueError
         For an unknown library or format.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cast = library_cast("torch", "fp32", "fp8_e4m3fn")
+    >>> cast(np.array([1000.0], dtype=np.float32)).tolist()     # saturates
+    [448.0]
+    >>> library_cast("torch", "fp32", "fp6_e3m2fn") is None     # torch has no FP6 dtype
+    True
     """
     s, t = get(source), get(target)
     if library == "torch":
