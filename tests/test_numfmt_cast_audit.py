@@ -251,3 +251,13 @@ def test_module_runs_as_a_script():
     # hypothesis is a test extra: the audit must run without it
     code = "import sys, numfmt.cast_audit; assert 'hypothesis' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+@pytest.mark.parametrize("module", ["numfmt.cast_audit", "numfmt.cast_compare",
+                                    "numfmt.library_casts"])
+def test_docstring_examples_hold(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0

@@ -329,3 +329,13 @@ def test_float32_rounding_inputs_match_the_single_rounding_library_cast(f):
     assert np.array_equal(ours, theirs, equal_nan=True)
     real = ~np.isnan(theirs)
     assert np.array_equal(np.signbit(ours[real]), np.signbit(theirs[real]))
+
+
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
+@pytest.mark.parametrize("module", ["numfmt.strategies", "numfmt.cast_inputs"])
+def test_docstring_examples_hold(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
