@@ -33,7 +33,7 @@ from numfmt.library_casts import LIBRARIES, Cast, installed, library_cast
 from numfmt.registry import formats, get
 
 __all__ = ["CAUSES", "LIBRARIES", "SOURCES", "CastAuditRow", "audit_casts", "audit_inputs",
-           "compare_results", "default_targets", "library_cast", "main"]
+           "compare_results", "default_targets", "library_cast", "library_versions", "main"]
 
 SOURCES = ("fp64", "fp32", "bf16", "fp16")
 PROG = "python -m numfmt audit --casts"
@@ -194,9 +194,10 @@ def audit_casts(sources: Iterable[Any] = SOURCES, targets: Iterable[Any] | None 
         raise ValueError(f"sample must be a positive int, not {sample!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, not {seed!r}")
-    libs = _check_libraries(libraries)
-    srcs = _check_sources(sources)
-    tgts = _check_targets(targets, libs)
+    # one name is one format, not its letters
+    libs = _check_libraries([libraries] if isinstance(libraries, str) else libraries)
+    srcs = _check_sources([sources] if isinstance(sources, str) else sources)
+    tgts = _check_targets([targets] if isinstance(targets, str) else targets, libs)
     say = progress or (lambda msg: None)
     rows: list[CastAuditRow] = []
     ready = []
@@ -281,6 +282,29 @@ def markdown(rows: Sequence[CastAuditRow]) -> str:
     return f"{table}\n\n{notes}\n\n{examples}"
 
 
+def library_versions(libraries: Iterable[str] = LIBRARIES) -> dict[str, str]:
+    """The installed version of each library (``"not installed"`` otherwise), for the record.
+
+    Parameters
+    ----------
+    libraries : iterable of str
+        Distribution names (`LIBRARIES`).
+
+    Returns
+    -------
+    dict of str to str
+    """
+    from importlib import metadata
+
+    out = {}
+    for lib in libraries:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            out[lib] = "not installed"
+    return out
+
+
 def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -314,11 +338,13 @@ def _main(argv: Sequence[str] | None) -> int:
                            seed=args.seed, progress=Progress(args.quiet))
     except ValueError as err:
         raise CliError(str(err)) from None
+    versions = library_versions(args.libraries)
     if out is not None:
         write_json(out, {"rows": [r.as_dict() for r in rows], "causes": list(CAUSES),
-                         "sample": args.sample, "seed": args.seed})
+                         "sample": args.sample, "seed": args.seed, "versions": versions})
     if out is None or str(out) != "-":
         print(markdown(rows))
+        print("\nversions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     return 0
 
 

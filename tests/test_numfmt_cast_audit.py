@@ -238,6 +238,10 @@ def test_cli_table_strict_json_and_errors(tmp_path, capsys):
     data = json.loads(out.read_text())          # strict: NaN/inf would not parse as JSON
     assert {r["library"] for r in data["rows"]} == {"torch", "ml_dtypes", "gfloat", "numpy"}
     assert data["causes"] == list(cast_audit.CAUSES)
+    assert data["versions"]["torch"] == torch.__version__.split("+")[0] or \
+        data["versions"]["torch"] == torch.__version__
+    rows = cast_audit.audit_casts("fp32", "fp8_e5m2", "torch", sample=10)   # one name each
+    assert [(r.source, r.target, r.library) for r in rows] == [("fp32", "fp8_e5m2", "torch")]
     rc = cast_audit.main(["--json", str(tmp_path / "no" / "x.json"), "--quiet"])
     assert rc == 2 and "does not exist" in capsys.readouterr().err
     rc = cast_audit.main(["--targets", "fp7", "--quiet"])
