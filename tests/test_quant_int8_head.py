@@ -222,6 +222,11 @@ def test_input_errors_and_views():
         head.probabilities(torch.zeros(2, 3, dtype=torch.uint8, device="meta"))
     with pytest.raises(ValueError, match="implementation must be"):
         head.probabilities(torch.zeros(2, 3, dtype=torch.uint8), "cuda")
+    assert head.accepts(torch.zeros(2, 3, dtype=torch.uint8))
+    for bad in (torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.uint8), [[1, 2, 3]],
+                torch.zeros(1, 2, 3, dtype=torch.uint8),
+                torch.zeros(2, 3, dtype=torch.uint8, device="meta")):
+        assert not head.accepts(bad)
     base = torch.randint(0, 256, (3, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     view = base[:, 1:7:2]                             # strided: copied, same answer
     assert not view.is_contiguous()

@@ -200,23 +200,28 @@ class Int8Head:
     plan: AccumulationPlan = field(repr=False)
     isa: str | None
     _capsule: Any = field(default=None, repr=False, compare=False)
+    in_features: int = field(init=False)
+    num_classes: int = field(init=False)
 
-    @property
-    def in_features(self) -> int:
-        return self.codes.shape[1]
-
-    @property
-    def num_classes(self) -> int:
-        return self.codes.shape[0]
+    def __post_init__(self) -> None:
+        # Plain attributes: read on every call, where a property's cost would show.
+        object.__setattr__(self, "num_classes", self.codes.shape[0])
+        object.__setattr__(self, "in_features", self.codes.shape[1])
 
     @property
     def out_dtype(self) -> torch.dtype:
         """torch.uint8 or torch.uint16 (probability = code / ``softmax.out_max``)."""
         return self.softmax.out_dtype
 
+    def accepts(self, x: Any) -> bool:
+        """Whether ``x`` is an input `probabilities` takes: a uint8 (N, K) CPU tensor (any
+        strides). Never raises; lets a caller with its own error messages route its inputs."""
+        # is_cpu, not device.type: this check is most of a batch-1 call's Python time.
+        return isinstance(x, torch.Tensor) and x.is_cpu and x.dtype == torch.uint8 \
+            and x.dim() == 2 and x.shape[1] == self.in_features
+
     def _checked(self, x: Any) -> torch.Tensor:
-        if not (isinstance(x, torch.Tensor) and x.dtype == torch.uint8 and x.dim() == 2
-                and x.shape[1] == self.in_features and x.device.type == "cpu"):
+        if not self.accepts(x):
             raise _input_error(x, self.in_features)
         return x if x.is_contiguous() else x.contiguous()
 
