@@ -29,13 +29,14 @@ import argparse
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from numfmt.cli import (CliError, Progress, check_figure_path, check_output_file,
                         positive_int, run_cli, write_json)
 
-__all__ = ["QUICK_SMALL_IMAGES", "QUICK_LATENCY_REPEATS", "main", "machine_busy",
+__all__ = ["QUICK_SMALL_IMAGES", "QUICK_LATENCY_REPEATS", "main", "machine_busy", "cpu_busy",
            "choose_omp_wait_policy"]
 
 QUICK_SMALL_IMAGES = 1024  # --quick times batch 256 over 4 batches only
@@ -50,6 +51,21 @@ def machine_busy() -> bool:
         return os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1)
     except OSError:  # no load average on this platform
         return False
+
+
+def cpu_busy(seconds: float = 0.5) -> float | None:
+    """Share of all CPUs busy over the next ``seconds`` (Linux /proc/stat; None elsewhere)."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:9]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1 - (i1 - i0) / max(t1 - t0, 1)
 
 
 def choose_omp_wait_policy() -> str | None:
@@ -189,7 +205,10 @@ def _report(args: argparse.Namespace, result: dict, records: list, skipped: dict
     say(f"## int8 softmax regression on Fashion-MNIST ({floor.rows} test images)\n")
     say(f"torch {m['torch']}, {m['threads']} threads, {m['cpu']}, CPU capability "
         f"{m['cpu_capability']}, OMP_WAIT_POLICY={m['omp_wait_policy']}, load average "
-        f"{m['load_average']}; median of {m['repeats']} interleaved timing repeat(s), "
+        f"{m['load_average']}"
+        + ("" if m["cpus_busy_before_timing"] is None
+           else f", CPUs {m['cpus_busy_before_timing']:.0%} busy before timing")
+        + f"; median of {m['repeats']} interleaved timing repeat(s), "
         f"{m['latency_repeats']} single-image calls per variant"
         + (" (--quick: timings are indicative only)" if args.quick else "") + "\n")
     say(int8_report.results_table(records, skipped))
@@ -220,6 +239,10 @@ def _run(argv: Sequence[str] | None) -> int:
     from benchmarks import int8_measure, int8_report, machine_floor
 
     split, variants, names, skipped = _setup(args, progress)
+    busy = cpu_busy()
+    if busy is not None and busy > 0.2:
+        progress(f"warning: the CPUs were {busy:.0%} busy before timing; throughput figures "
+                 f"from a shared machine are noisy (rerun on an idle one)")
     repeats = args.repeats or (1 if args.quick else DEFAULT_REPEATS)
     lat_repeats = args.latency_repeats or (QUICK_LATENCY_REPEATS if args.quick
                                            else DEFAULT_LATENCY_REPEATS)
@@ -242,6 +265,7 @@ def _run(argv: Sequence[str] | None) -> int:
                           "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
                           "load_average": None if load is None else round(load, 2),
+                          "cpus_busy_before_timing": busy,
                           "repeats": repeats, "latency_repeats": lat_repeats,
                           "quick": bool(args.quick)},
               "variants": rows, "floor": floor.as_record(),

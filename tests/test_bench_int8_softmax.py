@@ -117,8 +117,10 @@ def test_corrupt_checkpoint_is_a_clear_error(quick_run: dict, capsys) -> None:
     bad.write_bytes(quick_run["ck"].read_bytes()[:500])  # truncated
     assert bench.main(["--quick", "--checkpoint", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert "error:" in err and f"checkpoint {bad}" in err and "corrupt or truncated" in err
-    assert "Traceback" not in err
+    assert "error:" in err and f"checkpoint {bad}" in err
+    # models.checkpoint's wording (being revised for issue 9 item 18): either form is clear
+    assert "corrupt or truncated" in err or "not a checkpoint of this project" in err
+    assert "Traceback" not in err and "weights_only=False" not in err
 
 
 @pytest.mark.realdata
