@@ -182,6 +182,7 @@ def _integer_values(f: Format, lo: float | None, hi: float | None) -> st.SearchS
     return st.integers(low, high)    # hypothesis shrinks integers toward 0
 
 
+@lru_cache(maxsize=256)      # strategies are immutable: build each one once
 def _table_values(f: Format, allow_nan: bool, allow_infinity: bool, allow_subnormal: bool,
                   lo: float | None, hi: float | None) -> st.SearchStrategy:
     table = _value_table(f)
@@ -296,9 +297,16 @@ def rounding_inputs(fmt: Any, source: Any = "float64") -> st.SearchStrategy:
     >>> isinstance(x, float)
     True
     """
-    v = rounding_input_array(fmt, source).astype(np.float64)
-    v = v[np.argsort(np.abs(v), kind="stable")]
+    v = _by_magnitude(get(fmt), get(source))
     return st.integers(0, v.size - 1).map(lambda i: float(v[i]))
+
+
+@lru_cache(maxsize=32)
+def _by_magnitude(f: Format, source: Format) -> np.ndarray:
+    v = rounding_input_array(f, source).astype(np.float64)
+    v = v[np.argsort(np.abs(v), kind="stable")]
+    v.setflags(write=False)
+    return v
 
 
 # ---- arrays -----------------------------------------------------------------------------------
