@@ -196,3 +196,13 @@ def test_importing_the_cli_does_not_load_torch() -> None:
                          cwd=REPO, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.realdata
+def test_json_to_stdout_keeps_stdout_pure(quick_run: dict, capsys) -> None:
+    assert bench.main(["--quick", "--quiet", "--checkpoint", str(quick_run["ck"]), "--json", "-",
+                       "--variants", "integer_only", "--latency-repeats", "2"]) == 0
+    out = capsys.readouterr()
+    result = _strict_json(out.out)  # stdout is the JSON alone
+    assert [r["name"] for r in result["variants"]] == ["fp32", "integer_only"]
+    assert "### Targets (integer_only)" in out.err  # the report went to stderr
