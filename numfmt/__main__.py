@@ -92,7 +92,19 @@ def collect(num_classes: int, audit: bool, progress: Callable[[str], None] | Non
 
 
 def markdown(rows: list[dict[str, Any]], audit: bool) -> str:
-    """The records of `collect` as one markdown table with its notes."""
+    """The records of `collect` as one markdown table with its notes.
+
+    Parameters
+    ----------
+    rows : list of dict
+        From `collect`.
+    audit : bool
+        Whether the backend audit columns are shown.
+
+    Returns
+    -------
+    str
+    """
     head = ["format", "bits", "e/m", "inf/NaN", "max", "min normal", "min subnormal", "eps",
             "exp max_arg", "exp min_arg", "exp min_normal_arg",
             f"naive softmax max logit (n={rows[0]['softmax_classes']})",

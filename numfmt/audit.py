@@ -48,6 +48,8 @@ class BackendAudit:
 
     @property
     def bounds_exact(self) -> bool:
+        """Whether the backend's measured bounds are the exact ones.
+        """
         b = exp_bounds(self.format)
         return (self.max_arg, self.min_arg, self.min_normal_arg) == (
             b.max_arg, b.min_arg, b.min_normal_arg)
@@ -63,7 +65,17 @@ def _code_of(fmt: Format, x: float) -> int:
 
 
 def audit_inputs(fmt: Format) -> tuple[np.ndarray, bool]:
-    """The float64 inputs the audit runs for ``fmt`` and whether they are all of its values."""
+    """The float64 inputs the audit runs for a format.
+
+    Parameters
+    ----------
+    fmt : Format
+
+    Returns
+    -------
+    (numpy.ndarray, bool)
+        The inputs and whether they are all of the format's finite values.
+    """
     if fmt.bits <= 24:
         return fmt.finite_values(), True
     if fmt.name not in ("fp32", "fp64"):
@@ -88,7 +100,19 @@ def audit_inputs(fmt: Format) -> tuple[np.ndarray, bool]:
 
 
 def correct_exp(fmt: Format, x: np.ndarray) -> np.ndarray:
-    """exp of each format value in ``x``, correctly rounded into ``fmt`` (float64 array)."""
+    """exp of each format value, correctly rounded into the format.
+
+    Parameters
+    ----------
+    fmt : Format
+    x : numpy.ndarray
+        float64 values of ``fmt``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64.
+    """
     out = np.empty_like(x)
     if fmt.name == "fp64":
         ambiguous = np.ones(x.shape, dtype=bool)
@@ -123,7 +147,18 @@ def _torch_exp(dtype) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def backend_exp(backend: str, fmt: Format) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The backend's exp on ``fmt``'s dtype (float64 in, float64 out), or None if it has none."""
+    """A library's exp on the format's dtype (float64 in, float64 out).
+
+    Parameters
+    ----------
+    backend : {"numpy", "torch", "ml_dtypes"}
+    fmt : Format
+
+    Returns
+    -------
+    callable or None
+        None where the library has no such dtype or kernel.
+    """
     if backend == "numpy":
         if fmt.numpy_dtype_name in ("float16", "float32", "float64"):
             return _numpy_exp(fmt.numpy_dtype)
@@ -146,7 +181,18 @@ def backend_exp(backend: str, fmt: Format) -> Callable[[np.ndarray], np.ndarray]
 
 
 def audit_exp(fmt: Any, backend: str) -> BackendAudit | None:
-    """Audit ``backend``'s exp in ``fmt``; None where the backend has no such dtype or kernel."""
+    """Audit a library's exp in a format.
+
+    Parameters
+    ----------
+    fmt : Format or anything `numfmt.get` accepts
+    backend : {"numpy", "torch", "ml_dtypes"}
+
+    Returns
+    -------
+    BackendAudit or None
+        None where the library has no such dtype or kernel.
+    """
     f = get(fmt)
     run = backend_exp(backend, f)
     if run is None:
@@ -177,7 +223,17 @@ def audit_exp(fmt: Any, backend: str) -> BackendAudit | None:
 
 
 def audit_all(progress: Callable[[str], None] | None = None) -> list[BackendAudit]:
-    """Every (format, backend) audit that exists, in `formats()` order."""
+    """Every (format, backend) audit that exists, in `formats()` order.
+
+    Parameters
+    ----------
+    progress : callable, optional
+        Called with one line per audit.
+
+    Returns
+    -------
+    list of BackendAudit
+    """
     out = []
     for f in formats():
         if not f.is_float:

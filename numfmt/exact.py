@@ -155,9 +155,23 @@ def round_exact(q: Fraction | int | float, fmt: Any, mode: RoundingMode = "neare
 
 
 def next_up(x: Fraction | float | int, fmt: Any) -> Fraction | None:
-    """Smallest format value greater than the format value ``x``; None above the max.
+    """The smallest format value greater than the format value ``x``.
 
-    ``fmt`` is a `Format` or anything `numfmt.get` accepts.
+    Parameters
+    ----------
+    x : Fraction, float or int
+        A finite value of the format (taken exactly).
+    fmt : Format or anything `numfmt.get` accepts
+
+    Returns
+    -------
+    Fraction or None
+        None when ``x`` is the max (or above it).
+
+    Examples
+    --------
+    >>> next_up(1, "fp16")
+    Fraction(1025, 1024)
     """
     fmt = get(fmt)
     x = Fraction(x)
@@ -172,9 +186,18 @@ def next_up(x: Fraction | float | int, fmt: Any) -> Fraction | None:
 
 
 def next_down(x: Fraction | float | int, fmt: Any) -> Fraction | None:
-    """Largest format value less than the format value ``x``; None below the lowest.
+    """The largest format value less than the format value ``x``.
 
-    ``fmt`` is a `Format` or anything `numfmt.get` accepts.
+    Parameters
+    ----------
+    x : Fraction, float or int
+        A finite value of the format (taken exactly).
+    fmt : Format or anything `numfmt.get` accepts
+
+    Returns
+    -------
+    Fraction or None
+        None when ``x`` is the lowest value (or below it).
     """
     fmt = get(fmt)
     x = Fraction(x)
@@ -192,8 +215,17 @@ def next_down(x: Fraction | float | int, fmt: Any) -> Fraction | None:
 def ordinal(x: Fraction | float | int, fmt: Any) -> int:
     """The position of the format value ``x`` in the ordered set of values (0 at zero).
 
-    Consecutive format values have consecutive ordinals; negative values have negative ones.
-    For floats this is the sign-magnitude code order (subnormals first); for integers, x itself.
+    Parameters
+    ----------
+    x : Fraction, float or int
+        A value of the format.
+    fmt : Format or anything `numfmt.get` accepts
+
+    Returns
+    -------
+    int
+        Consecutive format values have consecutive ordinals, negative values negative ones: the
+        sign-magnitude code order for floats (subnormals first), x itself for integers.
     """
     fmt = get(fmt)
     x = Fraction(x)
@@ -209,7 +241,17 @@ def ordinal(x: Fraction | float | int, fmt: Any) -> int:
 
 
 def from_ordinal(k: int, fmt: Any) -> Fraction:
-    """The format value at ordinal ``k`` (the inverse of `ordinal`, unbounded above)."""
+    """The format value at ordinal ``k``: the inverse of `ordinal` (unbounded above).
+
+    Parameters
+    ----------
+    k : int
+    fmt : Format or anything `numfmt.get` accepts
+
+    Returns
+    -------
+    Fraction
+    """
     fmt = get(fmt)
     if not fmt.is_float:
         return Fraction(k)

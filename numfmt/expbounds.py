@@ -75,10 +75,26 @@ def _far_from(x: Fraction, limit: Fraction) -> int:
 
 
 def compare_exp(x: Fraction | float | int, limit: Fraction) -> int:
-    """Sign of exp(x) - limit, proven with interval arithmetic (x, limit rational, exact).
+    """The sign of exp(x) - limit, proven with interval arithmetic.
 
-    Raises ValueError only if exp(x) == limit, which for rational x happens only at x = 0,
-    limit = 1.
+    Parameters
+    ----------
+    x : Fraction, float or int
+        Taken exactly.
+    limit : Fraction
+        A positive rational.
+
+    Returns
+    -------
+    int
+        -1 or 1.
+
+    Raises
+    ------
+    ValueError
+        If exp(x) == limit, which for rational x happens only at x = 0, limit = 1.
+    ArithmeticError
+        If 16384 bits of working precision cannot separate them (never seen).
     """
     x, limit = Fraction(x), Fraction(limit)
     quick = _far_from(x, limit)
@@ -102,7 +118,14 @@ def compare_exp(x: Fraction | float | int, limit: Fraction) -> int:
 def log_rational(q: Fraction) -> Fraction:
     """log(q) of a positive rational to 256 bits, as an exact Fraction.
 
-    Only a starting guess for the searches (which then prove their answer); not a bound.
+    Parameters
+    ----------
+    q : Fraction
+
+    Returns
+    -------
+    Fraction
+        Only a starting guess for the searches, which then prove their answer; not a bound.
     """
     with mpmath.workprec(256):
         t = mpmath.log(mpmath.mpf(q.numerator) / q.denominator)
@@ -188,7 +211,18 @@ class ExpBounds:
         return float(log_rational(self.normal_limit))
 
     def threshold_digits(self, digits: int = 30) -> dict[str, str]:
-        """The three real thresholds as decimal strings with ``digits`` significant digits."""
+        """The three real thresholds as decimal strings.
+
+        Parameters
+        ----------
+        digits : int
+            Significant digits.
+
+        Returns
+        -------
+        dict of str to str
+            Keys "overflow", "underflow", "normal".
+        """
         out = {}
         with mpmath.workdps(digits + 10):
             for key, lim in (("overflow", self.overflow_limit), ("underflow", self.underflow_limit),
@@ -221,20 +255,44 @@ def _exp_bounds(fmt: Format) -> ExpBounds:
 
 
 def exp_bounds(fmt: Any) -> ExpBounds:
-    """Exact exp bounds of ``fmt`` (anything `numfmt.get` accepts); see `ExpBounds`.
+    """Exact exp bounds of a format; see `ExpBounds`.
 
-    Computed from the format's parameters with exact rational arithmetic and proven with
-    interval arithmetic; cached per format.
+    Parameters
+    ----------
+    fmt : Format or anything `numfmt.get` accepts
+
+    Returns
+    -------
+    ExpBounds
+        Computed from the format's parameters with exact rational arithmetic and proven with
+        interval arithmetic; cached per format. Integer formats give ints.
+
+    Examples
+    --------
+    >>> exp_bounds("fp16").max_arg
+    11.0859375
     """
     return _exp_bounds(get(fmt))
 
 
 def exp_rounded(x: Fraction | float | int, fmt: Any) -> float:
-    """exp(x) correctly rounded (nearest, ties to even) into ``fmt``, x taken exactly.
+    """exp(x) correctly rounded (nearest, ties to even) into a format, x taken exactly.
 
-    Overflow follows the format's default rule (inf, NaN, or saturation); integer formats
-    round to the nearest integer and saturate. Uses interval arithmetic, raising precision
-    until both ends of the enclosure round to the same format value.
+    Parameters
+    ----------
+    x : Fraction, float or int
+    fmt : Format or anything `numfmt.get` accepts
+
+    Returns
+    -------
+    float
+        Overflow follows the format's default rule (inf, NaN, or saturation); integer formats
+        round to the nearest integer and saturate.
+
+    Notes
+    -----
+    Interval arithmetic, raising the precision until both ends of the enclosure round to the
+    same format value.
     """
     f = get(fmt)
     q = Fraction(x)

@@ -81,6 +81,8 @@ class Format:
     # ---- float structure ---------------------------------------------------------------
     @property
     def is_float(self) -> bool:
+        """Whether this is a floating-point format (else a two's-complement or unsigned integer).
+        """
         return self.kind == "float"
 
     @property
@@ -152,8 +154,19 @@ class Format:
 
     # ---- limits as Python numbers (all exact in float64; ints for integer formats) --------
     def as_number(self, q: Fraction) -> float | int:
-        """The format value ``q`` as a Python number: an int for integer formats, else a float
-        (exact: every value of every float format here is a float64)."""
+        """The format value ``q`` as a Python number.
+
+        Parameters
+        ----------
+        q : Fraction
+            A value of the format.
+
+        Returns
+        -------
+        float or int
+            An int for integer formats, else a float (exact: every value of every float format
+            here is a float64).
+        """
         return float(q) if self.is_float else int(q)
 
     @property
@@ -239,6 +252,8 @@ class Format:
 
     @property
     def has_nan(self) -> bool:
+        """Whether the format has a NaN code.
+        """
         return self.is_float and self.nan != "none"
 
     # ---- backends --------------------------------------------------------------------------
@@ -269,10 +284,27 @@ class Format:
 
     # ---- enumeration -------------------------------------------------------------------------
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        """Values (float64) of bit patterns ``codes`` (unsigned integers below 2**bits).
+        """The values (float64) of bit patterns.
 
-        This reads the bit layout directly, independently of the derived limits above, so the
-        two can be checked against each other.
+        Parameters
+        ----------
+        codes : array_like of int
+            Unsigned integers below 2**bits.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, the shape of ``codes``.
+
+        Raises
+        ------
+        ValueError
+            For a code outside [0, 2**bits).
+
+        Notes
+        -----
+        This reads the bit layout directly, independently of the derived limits, so the two can be
+        checked against each other.
         """
         c = np.asarray(codes, dtype=np.int64)
         if np.any((c < 0) | (c >= 2**self.bits)):

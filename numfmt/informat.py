@@ -87,7 +87,9 @@ def round_with_overflow(t: Any, fmt: Any):
     r = x if f.name == "fp64" else round_to(x, f).to(torch.float64)
     lim, tie_up = _overflow_limit(f)
     a = x.abs()
-    over = ~torch.isfinite(r) | (a > lim) | ((a == lim) if tie_up else torch.zeros_like(a, dtype=torch.bool))
+    over = ~torch.isfinite(r) | (a > lim)
+    if tie_up:                         # the tie at the limit rounds up, beyond max
+        over |= a == lim
     return r, over
 
 

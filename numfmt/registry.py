@@ -104,9 +104,30 @@ def _is_array(spec: Any) -> bool:
 def get(spec: Any) -> Format:
     """The `Format` named by ``spec``.
 
-    ``spec`` may be a `Format`, a name or alias (case-insensitive: "fp16", "half", "bf16",
-    "tf32", "double", "int8", "e4m3fn", ...), a ``torch.dtype``, a numpy dtype or scalar type,
-    or an ml_dtypes type. Anything else raises ``ValueError`` listing the known names.
+    Parameters
+    ----------
+    spec : Format, str, torch.dtype, numpy dtype or scalar type, or ml_dtypes type
+        A name or alias, case-insensitive ("fp16", "half", "bf16", "tf32", "double", "float",
+        "int8", "e4m3fn", ...; "float" is fp64, as in numpy and Python), a ``torch.dtype``, a
+        numpy dtype or scalar type, or an ml_dtypes type.
+
+    Returns
+    -------
+    Format
+
+    Raises
+    ------
+    ValueError
+        For anything that names no registered format; the message lists the known names.
+    TypeError
+        For a tensor or array of values (pass its ``.dtype``).
+
+    Examples
+    --------
+    >>> get("half").max
+    65504.0
+    >>> get(float).name
+    'fp64'
     """
     if isinstance(spec, Format):
         return spec

@@ -57,7 +57,22 @@ ACCUMULATIONS: tuple[str, ...] = ("torch", "sequential", "exact")
 
 
 def check_accumulation(accumulation: Any) -> str:
-    """``accumulation`` if it names a model in `ACCUMULATIONS`; else ``ValueError``."""
+    """Check that ``accumulation`` names a model of `ACCUMULATIONS`.
+
+    Parameters
+    ----------
+    accumulation : str
+
+    Returns
+    -------
+    str
+        ``accumulation`` itself.
+
+    Raises
+    ------
+    ValueError
+        For anything else, listing the models.
+    """
     if not isinstance(accumulation, str) or accumulation not in ACCUMULATIONS:
         raise ValueError(f"accumulation must be one of {ACCUMULATIONS}, not {accumulation!r}")
     return accumulation

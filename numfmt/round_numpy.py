@@ -1,0 +1,129 @@
+"""The numpy path of `numfmt.round_to`: float64 arithmetic on the format's grid, exact.
+
+Inputs float64 cannot carry (int64/uint64 beyond 2**53, long double) are rounded one by one in
+exact rational arithmetic, never through float64.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from numfmt.exact import round_exact
+from numfmt.format import Format
+from numfmt.overflow import RangeOverflowError
+from numfmt.rangerule import (Overflow, apply_overflow, check_nan, container_name, holds,
+                              raise_overflow, saturated_max, source_format)
+from numfmt.registry import get
+
+__all__ = ["round_array", "round_rational", "beyond_float64"]
+
+
+def _np_round_float(a: np.ndarray, fmt: Format) -> np.ndarray:
+    """RNE of float64 ``a`` onto the float format's grid, unbounded exponent above."""
+    if fmt.name == "fp64":
+        return a.copy()
+    _, e = np.frexp(a)  # a = f * 2**e with 0.5 <= |f| < 1, so the binade exponent is e - 1
+    qexp = np.maximum(e - 1, fmt.emin) - fmt.mantissa_bits
+    with np.errstate(invalid="ignore", over="ignore"):  # overflow to inf is the IEEE answer
+        return np.ldexp(np.rint(np.ldexp(a, -qexp)), qexp)
+
+
+def beyond_float64(a: np.ndarray) -> np.ndarray | None:
+    """The elements float64 cannot hold exactly, which must not be rounded twice.
+
+    Parameters
+    ----------
+    a : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray of bool or None
+        int64/uint64 beyond 2**53 and long doubles with more precision; None when there are none.
+    """
+    if a.dtype.kind in "iu" and a.dtype.itemsize == 8:
+        mask = (a > 2**53) | (a < -(2**53))
+    elif a.dtype.kind == "f" and a.dtype.itemsize > 8:
+        with np.errstate(over="ignore"):
+            mask = (a != a.astype(np.float64)) & ~np.isnan(a)
+    else:
+        return None
+    return np.asarray(mask) if mask.any() else None
+
+
+def round_rational(q: Fraction, fmt: Format, rule: Overflow) -> float | int:
+    """A rational rounded once, exactly, into the format under the overflow rule.
+
+    Parameters
+    ----------
+    q : Fraction
+    fmt : Format
+    rule : {"inf", "nan", "saturate", "raise"}
+
+    Returns
+    -------
+    float or int
+
+    Raises
+    ------
+    RangeOverflowError
+        For "raise" when ``q`` rounds beyond the range.
+    """
+    r = round_exact(q, fmt)
+    if fmt.lowest_exact <= r <= fmt.max_exact:
+        return fmt.as_number(r)
+    if rule == "raise":
+        raise RangeOverflowError("round_to", (), q, fmt.lowest, fmt.max, what="value",
+                                 hint=f"it overflows {fmt.name}")
+    if rule == "inf":
+        return math.inf if r > 0 else -math.inf
+    if rule == "nan":
+        return math.nan
+    return fmt.as_number(fmt.max_exact if r > 0 else fmt.lowest_exact)
+
+
+def round_array(a: np.ndarray, fmt: Format, rule: Overflow) -> np.ndarray:
+    """A numpy array rounded to nearest even into the format (the numpy path of `round_to`).
+
+    Parameters
+    ----------
+    a : numpy.ndarray
+        Any real dtype; not modified.
+    fmt : Format
+    rule : {"inf", "nan", "saturate", "raise"}
+
+    Returns
+    -------
+    numpy.ndarray
+        In the container `numfmt.rangerule.container_name` picks.
+    """
+    if a.dtype.kind in "bcmMOSUa" or (a.dtype.kind == "V" and source_format(a.dtype) is None):
+        raise TypeError(f"cannot round an array of dtype {a.dtype} to {fmt.name}")
+    src = source_format(a.dtype)
+    out_fmt = get(container_name(src, a.dtype.kind in "iu", fmt))
+    if src is not None and not src.is_float and holds(fmt, src):
+        return a.astype(out_fmt.numpy_dtype)        # an integer format holding every input
+    beyond = beyond_float64(a)
+    x = a.astype(np.float64)
+    if beyond is not None:
+        x[beyond] = 0.0                 # rounded exactly below, never through float64
+    check_nan(x, fmt, np)
+    # ufuncs return numpy scalars for 0-d input; keep an array so masks can assign into it
+    # (+ 0.0 turns rint's -0.0 into 0: integers have no negative zero)
+    r = np.asarray(_np_round_float(x, fmt) if fmt.is_float else np.rint(x) + 0.0)
+    sat = saturated_max(r, x, fmt, rule)
+    r, over = apply_overflow(r, x, fmt, rule, np)
+    if rule == "raise" and over.any():
+        raise_overflow(over, x, fmt)
+    out = np.asarray(r).astype(out_fmt.numpy_dtype)
+    if sat is not None:
+        out[sat] = fmt.max
+    if beyond is not None:
+        for j in np.flatnonzero(beyond):
+            i = np.unravel_index(j, a.shape)
+            v = a[i]
+            q = Fraction(int(v)) if a.dtype.kind in "iu" else Fraction(*v.as_integer_ratio())
+            out[i] = round_rational(q, fmt, rule)
+    return out

@@ -1,0 +1,149 @@
+"""The torch path of `numfmt.round_to`: native casts where torch's are correct, else the
+numpy path's exact float64 algorithm, run in chunks on CPU threads (`numfmt.threads`)."""
+
+from __future__ import annotations
+
+from numfmt.format import Format
+from numfmt.rangerule import (Overflow, apply_overflow, check_nan, container_name,
+                              default_overflow, holds, raise_overflow, saturated_max,
+                              source_format)
+from numfmt.registry import get
+from numfmt.round_numpy import round_array
+from numfmt.tf32 import tf32_from_float32
+from numfmt.threads import run_chunks
+
+__all__ = ["round_tensor", "straight_through"]
+
+
+def _round_torch_float64(x, fmt: Format):
+    """RNE of float64 tensor ``x`` onto the format's grid (unbounded above)."""
+    import torch
+
+    if not fmt.is_float:
+        return torch.round(x) + 0.0                 # integers have no -0.0
+    if fmt.name == "fp64":
+        return x.clone()
+    if fmt.name == "fp32":
+        return x.to(torch.float32).to(torch.float64)    # float64 -> float32 is correctly rounded
+    _, e = torch.frexp(x)
+    qexp = torch.clamp_min(e.to(torch.int64) - 1, fmt.emin) - fmt.mantissa_bits
+    scale = torch.ldexp(torch.ones_like(x), qexp)
+    # Division by a power of two is exact; torch.round is round-half-to-even.
+    return torch.round(x / scale) * scale
+
+
+def _fast_torch(t, fmt: Format, rule: Overflow):
+    """One native op for the float32 casts torch does correctly; None where there is none."""
+    import torch
+
+    if not (fmt.is_float and rule == default_overflow(fmt) and t.dtype == torch.float32):
+        return None
+    if fmt.name in ("fp16", "bf16"):
+        # float32 -> fp16/bf16 is a single correctly rounded cast in torch (IEEE overflow).
+        return t.to(fmt.torch_dtype).to(torch.float32)
+    if fmt.name == "tf32":
+        return tf32_from_float32(t)
+    if fmt.name == "fp32":
+        return t.clone()
+    if fmt.name == "fp64":
+        return t.to(torch.float64)                  # float32 does not hold every fp64 value
+    return None
+
+
+def round_tensor(t, fmt: Format, rule: Overflow):
+    """A tensor rounded to nearest even into the format (the torch path of `round_to`).
+
+    Parameters
+    ----------
+    t : torch.Tensor
+        Any real dtype, any device; not modified, detached.
+    fmt : Format
+    rule : {"inf", "nan", "saturate", "raise"}
+
+    Returns
+    -------
+    torch.Tensor
+        On ``t``'s device, in the container `numfmt.rangerule.container_name` picks.
+    """
+    import torch
+
+    if t.dtype == torch.bool or t.is_complex():
+        raise TypeError(f"cannot round a tensor of dtype {t.dtype} to {fmt.name}")
+    src = source_format(t.dtype)
+    out_fmt = get(container_name(src, not t.dtype.is_floating_point, fmt))
+    out_dtype = getattr(torch, out_fmt.torch_dtype_name)
+    t = t.detach()
+    if src is not None and not src.is_float and holds(fmt, src):
+        return t.to(out_dtype, copy=True)           # an integer format holding every input
+    if t.dtype in (torch.int64, torch.uint64) and t.numel() and \
+            bool(((t > 2**53) | (t < -(2**53))).any()):
+        # float64 would round these first: the numpy path rounds them exactly, once
+        r = round_array(t.cpu().numpy(), fmt, rule)
+        return torch.from_numpy(r).to(device=t.device, dtype=out_dtype)
+    fast = _fast_torch(t, fmt, rule)
+    if fast is not None:
+        return fast
+    if fmt.name == "fp64" and t.dtype == torch.float64 and rule == default_overflow(fmt):
+        return t.clone()
+    return _round_torch_general(t, fmt, rule, out_dtype)
+
+
+def _round_torch_general(t, fmt: Format, rule: Overflow, out_dtype):
+    """Exact float64 arithmetic (the numpy path's algorithm), chunk by chunk on CPU threads
+    (`numfmt.threads.run_chunks`: fast on a shared machine), in one pass per op elsewhere."""
+    import torch
+
+    src = t.contiguous().reshape(-1)
+    check_nan(src, fmt, torch)
+    out = torch.empty(src.shape, dtype=out_dtype, device=src.device)
+    over_all = torch.empty(src.shape, dtype=torch.bool, device=src.device) \
+        if rule == "raise" else None
+
+    def job(lo: int, hi: int) -> None:
+        x = src[lo:hi].to(torch.float64)
+        r = _round_torch_float64(x, fmt)
+        sat = saturated_max(r, x, fmt, rule)
+        r, over = apply_overflow(r, x, fmt, rule, torch)
+        if over_all is not None:
+            over_all[lo:hi] = over
+        out[lo:hi] = r
+        if sat is not None:
+            out[lo:hi][sat] = fmt.max
+
+    if src.device.type == "cpu":
+        run_chunks(job, src.numel())
+    else:
+        job(0, src.numel())
+    if over_all is not None and bool(over_all.any()):
+        raise_overflow(over_all.view(t.shape), t, fmt)
+    return out.view(t.shape)
+
+
+def straight_through(x, r):
+    """``r`` as the output of a graph node whose gradient with respect to ``x`` is 1.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        The input that requires grad.
+    r : torch.Tensor
+        Its rounding (same shape).
+
+    Returns
+    -------
+    torch.Tensor
+        ``r``'s values; backward passes the gradient through unchanged (cast to ``x``'s dtype).
+    """
+    import torch
+
+    class StraightThrough(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, inp, rounded):            # noqa: D102 - torch's protocol
+            ctx.in_dtype = inp.dtype
+            return rounded
+
+        @staticmethod
+        def backward(ctx, grad):                   # noqa: D102
+            return grad.to(ctx.in_dtype), None
+
+    return StraightThrough.apply(x, r)
