@@ -77,8 +77,9 @@ def _float_variant(model: SoftmaxRegression, dtype: torch.dtype, name: str) -> V
                                                  else f" in {str(dtype)[6:]}"))
 
 
-class _CompileTimeout(Exception):
-    pass
+class _CompileTimeout(BaseException):
+    """The compile's time ran out. A BaseException, like KeyboardInterrupt, so that no
+    ``except Exception`` inside torch's compiler turns it into a silent eager fallback."""
 
 
 @contextlib.contextmanager
