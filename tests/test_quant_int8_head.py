@@ -94,13 +94,14 @@ def test_bit_identical_to_int64_reference(n, k, m, seed, wr, spread, out,
 @needs_ext
 @pytest.mark.parametrize("k", [1, 15, 16, 17, 63, 64, 65, 784, 1000, 4096])
 @pytest.mark.parametrize("out", ["uint8", "uint16"])
-def test_extreme_operands(k, out):
+@pytest.mark.parametrize("tiles", [1, 4])
+def test_extreme_operands(k, out, tiles):
     """All-255 pixels against rows of +127, -127, -128, alternating and zero codes: the
     accumulators' extremes (-255 * 128 * k, 255 * 127 * k), where a 16-bit pair sum would clip.
     The shift makes the logits acc / 2**18-ish, so any accumulator error shows in the codes."""
     rows = [[127] * k, [-127] * k, [-128] * k, [127, -128] * (k // 2) + [127] * (k % 2),
             [0] * k, [64] * k, [-65] * k, [1] * k, [-1] * k, [100] * k]
-    codes = torch.tensor(rows, dtype=torch.int8)
+    codes = torch.tensor(rows * tiles, dtype=torch.int8)   # 40 classes: several SIMD groups
     m = codes.shape[0]
     shift = 30 + max(1, (255 * 128 * k).bit_length() - 8)
     model = _model(codes, [0] * m, [1 << 30] * m, [shift] * m, 0.02, out)
