@@ -165,7 +165,9 @@ def values(fmt: Any, *, allow_nan: bool = False, allow_infinity: bool = False,
     if not f.is_float:
         return _integer_values(f, lo, hi)
     if f.bits <= _TABLE_BITS:
-        return _table_values(f, allow_nan, allow_infinity, allow_subnormal, lo, hi)
+        # the cache key carries the bounds as hex: 0.0 == -0.0 would share one entry
+        return _table_values(f, allow_nan, allow_infinity, allow_subnormal,
+                             None if lo is None else lo.hex(), None if hi is None else hi.hex())
     if (f.bits, f.exponent_bits) in ((32, 8), (64, 11)) and f.has_inf and f.has_subnormals:
         return _ieee_values(f, allow_nan, allow_infinity, allow_subnormal, lo, hi)
     raise ValueError(f"{f.name}: no value strategy for a {f.bits}-bit non-IEEE float format")
@@ -184,7 +186,9 @@ def _integer_values(f: Format, lo: float | None, hi: float | None) -> st.SearchS
 
 @lru_cache(maxsize=256)      # strategies are immutable: build each one once
 def _table_values(f: Format, allow_nan: bool, allow_infinity: bool, allow_subnormal: bool,
-                  lo: float | None, hi: float | None) -> st.SearchStrategy:
+                  lo_hex: str | None, hi_hex: str | None) -> st.SearchStrategy:
+    lo = None if lo_hex is None else float.fromhex(lo_hex)
+    hi = None if hi_hex is None else float.fromhex(hi_hex)
     table = _value_table(f)
     keep = _in_bounds(table, lo, hi)
     if not allow_subnormal:

@@ -130,6 +130,9 @@ def test_signed_zero_bounds_nan_and_infinity():
                                      lambda v: v == 0))  < 0
     neg_zero = find(strategies.values("fp16", max_value=-0.0), lambda v: v == 0)
     assert math.copysign(1, neg_zero) < 0
+    strategies.values("fp16", min_value=0.0)           # (a cache must not mix up the zeros)
+    assert math.copysign(1, find(strategies.values("fp16", min_value=-0.0),
+                                 lambda v: v == 0 and math.copysign(1, v) < 0)) < 0
     assert math.isnan(find(strategies.values("bf16", allow_nan=True), math.isnan))
     assert find(strategies.values("fp8_e5m2", allow_infinity=True), math.isinf) in (
         math.inf, -math.inf)
