@@ -238,6 +238,17 @@ def test_input_errors_and_views():
     assert head.probabilities(empty, "torch").shape == (0, 2)
 
 
+@needs_ext
+def test_copies_prepare_again():
+    import copy
+    import pickle
+    head = _small_head("scalar")
+    x = torch.tensor([[255, 0, 7], [1, 2, 3]], dtype=torch.uint8)
+    for twin in (copy.deepcopy(head), pickle.loads(pickle.dumps(head))):
+        assert twin.isa == "scalar" and twin._capsule is not head._capsule
+        assert torch.equal(twin.probabilities(x), head.probabilities(x))
+
+
 def test_prepare_errors():
     sm = make_integer_softmax(0.05, 2)
     w = torch.ones(2, 3, dtype=torch.int8)

@@ -189,7 +189,8 @@ class Int8Head:
     Build with `prepare_int8_head`. ``probabilities(x)`` and ``predict(x)`` compute the
     module docstring's pipeline; ``isa`` is the instruction sequence the compiled call runs
     (None when the extension is not built: then only the torch passes run), ``plan`` the
-    proofs that allowed it. The tensors are private copies of what the caller gave.
+    proofs that allowed it; ``prob_dtype`` is torch.uint8 or torch.uint16 (probability = code
+    / the softmax's largest code). The tensors are private copies of what the caller gave.
     """
 
     codes: torch.Tensor = field(repr=False)
@@ -202,16 +203,21 @@ class Int8Head:
     _capsule: Any = field(default=None, repr=False, compare=False)
     in_features: int = field(init=False)
     num_classes: int = field(init=False)
+    prob_dtype: torch.dtype = field(init=False)
 
     def __post_init__(self) -> None:
         # Plain attributes: read on every call, where a property's cost would show.
         object.__setattr__(self, "num_classes", self.codes.shape[0])
         object.__setattr__(self, "in_features", self.codes.shape[1])
+        object.__setattr__(self, "prob_dtype", self.softmax.out_dtype)
 
-    @property
-    def out_dtype(self) -> torch.dtype:
-        """torch.uint8 or torch.uint16 (probability = code / ``softmax.out_max``)."""
-        return self.softmax.out_dtype
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # The compiled constants live in a capsule, which cannot be copied or pickled: a copy
+        # is prepared again, on the instruction set it had if that CPU runs it.
+        isa = self.isa if self.isa in supported_isas() else "auto"
+        return (_prepared_again, (self.codes, self.multipliers, self.offsets, self.shifts,
+                                  self.softmax, isa))
 
     def accepts(self, x: Any) -> bool:
         """Whether ``x`` is an input `probabilities` takes: a uint8 (N, K) CPU tensor (any
@@ -246,7 +252,7 @@ class Int8Head:
 
     def probabilities(self, x: torch.Tensor,
                       implementation: Implementation | None = None) -> torch.Tensor:
-        """Probability codes (N, M) of `out_dtype` for uint8 pixels ``x`` (N, K).
+        """Probability codes (N, M) of `prob_dtype` for uint8 pixels ``x`` (N, K).
 
         Parameters
         ----------
@@ -273,9 +279,9 @@ class Int8Head:
         x = self._checked(x)
         if not self._native(implementation):
             return self.softmax.from_gaps(self._gaps(x)) if x.shape[0] else \
-                torch.empty((0, self.num_classes), dtype=self.out_dtype)
+                torch.empty((0, self.num_classes), dtype=self.prob_dtype)
         rows = x.shape[0]
-        out = torch.empty((rows, self.num_classes), dtype=self.out_dtype)
+        out = torch.empty((rows, self.num_classes), dtype=self.prob_dtype)
         if rows:
             _int8_head.run(self._capsule, x.data_ptr(), rows, out.data_ptr(), _threads(rows),
                            _MODE_PROBABILITIES)
@@ -396,3 +402,8 @@ def prepare_int8_head(weight_codes: torch.Tensor, multipliers: Any, offsets: Any
         softmax.reciprocal_bits, softmax.out_max, 1 if softmax.out_dtype == torch.uint8 else 2,
         _ISA_CODE[chosen], int(plan.accumulator_bits == 64))
     return Int8Head(codes, mult, off, sh, softmax, plan, chosen, capsule)
+
+
+def _prepared_again(codes: torch.Tensor, multipliers: torch.Tensor, offsets: torch.Tensor,
+                    shifts: torch.Tensor, softmax: IntegerSoftmax, isa: str) -> Int8Head:
+    return prepare_int8_head(codes, multipliers, offsets, shifts, softmax, isa=isa)
