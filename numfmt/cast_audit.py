@@ -33,7 +33,8 @@ from numfmt.library_casts import LIBRARIES, Cast, installed, library_cast
 from numfmt.registry import formats, get
 
 __all__ = ["CAUSES", "LIBRARIES", "SOURCES", "CastAuditRow", "audit_casts", "audit_inputs",
-           "compare_results", "default_targets", "library_cast", "library_versions", "main"]
+           "compare_results", "default_targets", "library_cast", "library_versions", "main",
+           "markdown", "summary_markdown"]
 
 SOURCES = ("fp64", "fp32", "bf16", "fp16")
 PROG = "python -m numfmt audit --casts"
@@ -249,6 +250,43 @@ def _cause_cell(row: CastAuditRow) -> str:
     return ", ".join(parts) if parts else "-"
 
 
+def _summary_cell(row: CastAuditRow | None) -> str:
+    if row is None:
+        return "-"
+    if row.skipped:
+        return "skipped"
+    if not row.mismatches:
+        return f"0 / {row.checked:,}"
+    causes = ", ".join(f"{c} {n:,}" for c, n in row.by_cause.items() if n)
+    return f"**{row.mismatches:,}** / {row.checked:,} ({causes})"
+
+
+def summary_markdown(rows: Sequence[CastAuditRow]) -> str:
+    """One line per (source, target), one column per library: mismatches / checked (causes).
+
+    numpy and ml_dtypes share a column (``astype``: a pair has one or the other). Rows of
+    absent libraries (source ``"*"``) are left out; `markdown` shows them.
+
+    Parameters
+    ----------
+    rows : sequence of CastAuditRow
+
+    Returns
+    -------
+    str
+    """
+    columns = {"torch": "torch `.to`", "numpy": "numpy / ml_dtypes `astype`",
+               "ml_dtypes": "numpy / ml_dtypes `astype`", "gfloat": "gfloat `round_ndarray`"}
+    present = list(dict.fromkeys(columns[r.library] for r in rows if r.source != "*"))
+    cells: dict[tuple[str, str], dict[str, CastAuditRow]] = {}
+    for r in rows:
+        if r.source != "*":
+            cells.setdefault((r.source, r.target), {})[columns[r.library]] = r
+    return markdown_table(["source -> target", *present],
+                          [[f"{s} -> {t}", *(_summary_cell(by.get(c)) for c in present)]
+                           for (s, t), by in cells.items()])
+
+
 def markdown(rows: Sequence[CastAuditRow]) -> str:
     """The findings as markdown: one table of rows, a note, one table of examples.
 
@@ -343,7 +381,7 @@ def _main(argv: Sequence[str] | None) -> int:
         write_json(out, {"rows": [r.as_dict() for r in rows], "causes": list(CAUSES),
                          "sample": args.sample, "seed": args.seed, "versions": versions})
     if out is None or str(out) != "-":
-        print(markdown(rows))
+        print(summary_markdown(rows) + "\n\n" + markdown(rows))
         print("\nversions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     return 0
 

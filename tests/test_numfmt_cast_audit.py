@@ -235,6 +235,9 @@ def test_cli_table_strict_json_and_errors(tmp_path, capsys):
     captured = capsys.readouterr()
     assert rc == 0 and captured.err == ""
     assert "| fp32 | fp8_e4m3fn | torch |" in captured.out and "overflow" in captured.out
+    summary = [ln for ln in captured.out.splitlines() if ln.startswith("| fp32 -> fp8_e4m3fn")]
+    assert len(summary) == 1 and summary[0].count("|") == 5   # torch, ml_dtypes, gfloat
+    assert "(nan_inf 2, overflow" in summary[0] and "| 0 / " in summary[0]
     data = json.loads(out.read_text())          # strict: NaN/inf would not parse as JSON
     assert {r["library"] for r in data["rows"]} == {"torch", "ml_dtypes", "gfloat", "numpy"}
     assert data["causes"] == list(cast_audit.CAUSES)
