@@ -107,10 +107,11 @@ def load_checkpoint(path: str | os.PathLike, *, expect_config: TrainConfig | Non
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # zip/pickle errors of every kind: the file is not usable
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        detail = next((ln for ln in lines if "error:" in ln.lower()), lines[0] if lines else "")
-        raise _bad(p, f"cannot be read, corrupt or truncated ({type(exc).__name__}: "
-                      f"{detail})") from None
+        # torch's own text is not relayed: it advises loading untrusted files with
+        # weights_only=False or allow-listing their classes, which would run their code.
+        raise _bad(p, f"is not a checkpoint of this project: it cannot be read as one "
+                      f"(corrupt, truncated, or a file of another program; "
+                      f"{type(exc).__name__} while reading)") from None
     if not isinstance(payload, dict) or payload.get("kind") != KIND:
         raise _bad(p, f"is not a {KIND} checkpoint")
     if payload.get("version") != VERSION:

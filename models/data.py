@@ -249,7 +249,8 @@ def default_torchvision_root() -> Path:
 
 def fashion_mnist(data_dir: str | os.PathLike | None = None, *, download: bool = False,
                   torchvision_root: str | os.PathLike | None = None,
-                  train_count: int = TRAIN_COUNT, test_count: int = TEST_COUNT) -> FashionMNIST:
+                  train_count: int | None = TRAIN_COUNT,
+                  test_count: int | None = TEST_COUNT) -> FashionMNIST:
     """Load and validate Fashion-MNIST (see the module docstring for where it looks, in order).
 
     ``train_count``/``test_count`` are the counts the files must hold (the real dataset's by
@@ -257,6 +258,10 @@ def fashion_mnist(data_dir: str | os.PathLike | None = None, *, download: bool =
     `DatasetNotFoundError` when no copy is found (listing every place searched) and
     `DatasetError` for a corrupt, truncated or wrong file.
     """
+    for name, v in (("train_count", train_count), ("test_count", test_count)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name} must be None (any count) or a positive int (the count "
+                             f"the files must hold), not {v!r}")
     searched: list[str] = []
     explicit = [(Path(data_dir), "data_dir")] if data_dir is not None else []
     if not explicit and os.environ.get(ENV_VAR):

@@ -13,6 +13,8 @@ from typing import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from numfmt.cli import write_figure
 
 from models.evaluation import ENCODINGS, FormatResult
 from models.sweeps import UNTRAINED_LOSS, EpochRun, LrRun, PrecisionRun, best_rate
@@ -20,6 +22,8 @@ from models.history import History
 
 __all__ = ["save", "plot_history", "plot_format_results", "plot_lr_sweep", "plot_epoch_sweep",
            "plot_precision_runs"]
+
+_FLOAT_COLOR, _ENCODING_COLOR = "#4c72b0", "#dd8452"
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -29,13 +33,16 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def save(fig: Figure, out_dir: str | os.PathLike, stem: str) -> list[Path]:
-    """Write ``fig`` as ``out_dir/stem.png`` (150 dpi) and ``.svg``; returns both paths."""
+    """Write ``fig`` as ``out_dir/stem.png`` (150 dpi) and ``.svg`` (`numfmt.cli.write_figure`);
+    ``out_dir`` is created if missing. Returns both paths."""
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
-    paths = [d / f"{stem}.png", d / f"{stem}.svg"]
-    fig.savefig(paths[0], dpi=150)
-    fig.savefig(paths[1])
-    return paths
+    return write_figure(fig, d / stem)
+
+
+def _epoch_axis(ax) -> None:
+    """Whole epochs only on the x axis (no 2.5-epoch ticks on short runs)."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _epochs(h: History) -> list[int]:
@@ -44,6 +51,20 @@ def _epochs(h: History) -> list[int]:
 
 def _clean(values: Sequence[float | None]) -> list[float]:
     return [math.nan if v is None else v for v in values]
+
+
+def _fit_ylim(ax, values: Sequence[float]) -> None:
+    """y limits holding every finite value with a 5% margin (log scale past a 4x range)."""
+    vals = [v for v in values if math.isfinite(v)]
+    if not vals:
+        return
+    lo, hi = min(vals), max(vals)
+    if lo > 0 and hi / lo > 4:
+        ax.set_yscale("log")
+        ax.set_ylim(lo / 1.1, hi * 1.1)
+    else:
+        pad = 0.05 * (hi - lo) or 0.05 * abs(hi) or 0.05
+        ax.set_ylim(lo - pad, hi + pad)
 
 
 def plot_history(history: History, out_dir: str | os.PathLike,
@@ -66,52 +87,85 @@ def plot_history(history: History, out_dir: str | os.PathLike,
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend()
+        _epoch_axis(ax)
     return save(fig, out_dir, stem)
+
+
+def _format_colors(names: Sequence[str]) -> list[str]:
+    return [_ENCODING_COLOR if n in ENCODINGS else _FLOAT_COLOR for n in names]
+
+
+def _kind_legend(ax) -> None:
+    """The legend of the two bar colours (float formats, int8 encodings)."""
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=_FLOAT_COLOR, label="float format (numfmt)"),
+                       Patch(color=_ENCODING_COLOR, label="int8 encoding (quant)")],
+              loc="upper right", ncols=2, fontsize=8, framealpha=0.95)
+
+
+def _accuracy_panel(ax, results: Sequence[FormatResult], xs: list[int]) -> None:
+    acc = [r.accuracy for r in results]
+    bars = ax.bar(xs, acc, color=_format_colors([r.format for r in results]))
+    ax.set_ylim(0, 1.12)  # bars start at 0: their lengths are the accuracies
+    for b, r in zip(bars, results):
+        x = b.get_x() + b.get_width() / 2
+        agree = math.floor(r.agreement_fp64 * 10000) / 100
+        ax.annotate(f"{r.accuracy:.4f}", (x, r.accuracy), xytext=(0, 2),
+                    textcoords="offset points", ha="center", va="bottom", fontsize=8,
+                    fontweight="bold")
+        ax.annotate(f"agrees\nwith FP64\n{agree:.2f}%", (x, min(r.accuracy, 0.97)),
+                    xytext=(0, -4), textcoords="offset points", ha="center", va="top",
+                    fontsize=7, color="white" if r.accuracy > 0.2 else "black")
+    _kind_legend(ax)
+    ax.set(ylabel="test accuracy (top label)", title="Softmax regression on Fashion-MNIST: "
+           "test accuracy per number format (weights, inputs, logits, softmax in the format)")
+
+
+def _loss_panel(ax, results: Sequence[FormatResult], xs: list[int], w: float) -> None:
+    in_fmt = [r.cross_entropy_in_format for r in results]
+    exact = [r.cross_entropy_of_logits for r in results]
+    ax.bar([x - w / 2 for x in xs], exact, w, color="#8172b3",
+           label="loss of the format's logits, scored exactly (fp64)")
+    ax.bar([x + w / 2 for x in xs], in_fmt, w, color="#cccccc", edgecolor="#666666",
+           label="loss computed in the format (confident samples round to 0)")
+    top = max([v for v in exact + in_fmt if math.isfinite(v)], default=1.0)
+    ax.set_ylim(0, top * 1.15)
+    ax.set(ylabel="mean cross-entropy", title="Test loss: the format's logits scored in fp64 "
+           "(compare these) beside the loss the format itself computes")
+    ax.legend(loc="upper left", fontsize=8)
+
+
+def _overflow_panel(ax, results: Sequence[FormatResult], xs: list[int], w: float) -> None:
+    naive = [r.naive_softmax_overflow_share for r in results]
+    stable = [r.stable_softmax_overflow_share for r in results]
+    ax.bar([x - w / 2 for x in xs], [0 if math.isnan(v) else v for v in naive], w,
+           color="#c44e52", label="naive exp(z)/sum exp(z)")
+    ax.bar([x + w / 2 for x in xs], stable, w, color="#55a868",
+           label="max-subtracted" + (" (0 for every format)" if not any(stable) else ""))
+    for x, v in zip(xs, naive):
+        ax.annotate("n/a" if math.isnan(v) else f"{v:.1%}", (x - w / 2, 0 if math.isnan(v)
+                    else v), ha="center", va="bottom", fontsize=7)
+    ax.set(ylabel="share of test samples", ylim=(0, 1.1),
+           title="Softmax failures: share of test samples with inf/NaN (or, in formats "
+                 "with neither, a value clamped at max); n/a: has no naive softmax")
+    ax.legend(loc="upper left", fontsize=8)
 
 
 def plot_format_results(results: Sequence[FormatResult], out_dir: str | os.PathLike,
                         stem: str = "formats") -> list[Path]:
-    """Test accuracy per format (bars, FP64 as a reference line) above the share of samples
-    whose naive and max-subtracted softmax overflowed."""
+    """Per format: test accuracy (bars from 0, the agreement with FP64 inside), the two test
+    losses (the format's logits scored exactly, and the loss the format computes), and the
+    share of samples whose naive and max-subtracted softmax overflowed."""
     names = [r.format for r in results]
-    fig = _figure(11, 7.5)
-    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    fig = _figure(11, 11)
+    ax1, ax2, ax3 = fig.subplots(3, 1, sharex=True)
     xs = list(range(len(names)))
-    acc = [r.accuracy for r in results]
-    bars = ax1.bar(xs, acc, color=["#dd8452" if n in ENCODINGS else "#4c72b0" for n in names])
-    ref = next((r.accuracy for r in results if r.format == "fp64"), None)
-    lo = min(acc)
-    bottom = max(0.0, min(lo - 0.05, (ref or lo) - 0.05))
-    ax1.set_ylim(bottom, 1.0)
-    for b, r in zip(bars, results):
-        x = b.get_x() + b.get_width() / 2
-        ax1.annotate(f"{r.accuracy:.4f}", (x, 1.0), xytext=(0, -3), textcoords="offset points",
-                     ha="center", va="top", fontsize=8, fontweight="bold")
-        agree = f"agrees\nwith FP64\n{math.floor(r.agreement_fp64 * 10000) / 100:.2f}%"
-        inside = r.accuracy - bottom > 0.12
-        ax1.annotate(agree, (x, r.accuracy if inside else r.accuracy),
-                     xytext=(0, -4 if inside else 3), textcoords="offset points", ha="center",
-                     va="top" if inside else "bottom", fontsize=7,
-                     color="white" if inside else "black")
-    if ref is not None:
-        ax1.axhline(ref, color="black", lw=0.8, ls="--", label=f"FP64 accuracy {ref:.4f}")
-        ax1.legend(loc="lower left")
-    ax1.set(ylabel="test accuracy (top label)", title="Softmax regression on Fashion-MNIST: "
-            "test accuracy per number format (weights, inputs, logits, softmax in the format)")
-    w = 0.38
-    naive = [r.naive_softmax_overflow_share for r in results]
-    stable = [r.stable_softmax_overflow_share for r in results]
-    ax2.bar([x - w / 2 for x in xs], naive, w, color="#c44e52", label="naive exp(z)/sum exp(z)")
-    ax2.bar([x + w / 2 for x in xs], stable, w, color="#55a868",
-            label="max-subtracted" + (" (0 for every format)" if not any(stable) else ""))
-    for x, v in zip(xs, naive):
-        ax2.annotate(f"{v:.1%}", (x - w / 2, v), ha="center", va="bottom", fontsize=7)
-    ax2.set(ylabel="share of test samples", ylim=(0, 1.1),
-            title="Softmax failures: share of test samples whose softmax gave inf/NaN (or a value "
-                  "clamped at max, in formats with neither)")
-    ax2.set_xticks(xs, names, rotation=30, ha="right")
-    ax2.legend(loc="upper left")
-    for ax in (ax1, ax2):
+    _accuracy_panel(ax1, results, xs)
+    _loss_panel(ax2, results, xs, 0.38)
+    _overflow_panel(ax3, results, xs, 0.38)
+    ax3.set_xticks(xs, names, rotation=30, ha="right")
+    for ax in (ax1, ax2, ax3):
         ax.grid(axis="y", alpha=0.3)
     return save(fig, out_dir, stem)
 
@@ -133,8 +187,10 @@ def plot_lr_sweep(runs: Sequence[LrRun], out_dir: str | os.PathLike,
     ax1.axhline(UNTRAINED_LOSS, color="red", lw=0.8, ls=":", label="untrained ln 10")
     ax1.set(xlabel="epoch", ylabel="validation cross-entropy (log scale)", yscale="log",
             title="Validation loss per learning rate")
-    ax1.legend(fontsize=7, ncols=2, loc="upper right")
+    # below the axes: inside, it would cover the diverging curves at the top
+    ax1.legend(fontsize=8, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     ax1.grid(alpha=0.3, which="both")
+    _epoch_axis(ax1)
 
     lrs = [r.lr for r in runs]
     loss = [r.final_val_loss if r.final_val_loss is not None else math.nan for r in runs]
@@ -179,31 +235,27 @@ def plot_epoch_sweep(runs: Sequence[EpochRun], out_dir: str | os.PathLike,
     for i, r in enumerate(runs):
         h, c = r.history, colors(i)
         ep = _epochs(h)
-        # runs cut short by early stopping are drawn on top, or the longer ones hide them
-        lw, z = (2.4, 5) if h.stopped_early else (1.2, 2)
-        ax1.plot(ep, _clean(h.column("val_loss")), color=c, lw=lw, zorder=z,
-                 label=f"{r.name} (test acc {r.test_accuracy:.4f})")
-        ax2.plot(ep, _clean(h.column("train_loss")), color=c, lw=lw, zorder=z, label=r.name)
-        ax3.plot(ep, _clean(h.column("val_accuracy")), color=c, lw=lw, zorder=z, label=r.name)
+        # A run cut short by early stopping follows another run until it stops: drawn wide and
+        # translucent underneath, so both stay visible.
+        style = dict(lw=5, alpha=0.45, zorder=1) if h.stopped_early else dict(lw=1.4, zorder=3)
+        ax1.plot(ep, _clean(h.column("val_loss")), color=c,
+                 label=f"{r.name} (test acc {r.test_accuracy:.4f})", **style)
+        ax2.plot(ep, _clean(h.column("train_loss")), color=c, label=r.name, **style)
+        ax3.plot(ep, _clean(h.column("val_accuracy")), color=c, label=r.name, **style)
         if h.best is not None:
             ax1.plot([h.best_epoch], [h.best.val_loss], "o", color=c, ms=7, mec="black", zorder=6)
             ax3.plot([h.best_epoch], [h.best.val_accuracy], "o", color=c, ms=7, mec="black",
                      zorder=6)
         if h.stopped_early:
             ax1.plot([ep[-1]], [h.final.val_loss], "X", color=c, ms=10, mec="black", zorder=6)
-    vals = [v for r in runs for v in _clean(r.history.column("val_loss")) if math.isfinite(v)]
-    lo = min(vals, default=0.3)
-    ax1.set_ylim(lo * 0.95, lo * 2)
+    # every curve stays inside its axes: the limits come from the data, not from a guess
+    for ax, name in ((ax1, "val_loss"), (ax2, "train_loss"), (ax3, "val_accuracy")):
+        _fit_ylim(ax, [v for r in runs for v in _clean(r.history.column(name))])
+        _epoch_axis(ax)
     ax1.set(xlabel="epoch", ylabel="validation cross-entropy",
             title="Validation loss (dot: best epoch, X: early stop)")
-    trains = [v for r in runs for v in _clean(r.history.column("train_loss")) if math.isfinite(v)]
-    tlo = min(trains, default=0.3)
-    ax2.set_ylim(tlo * 0.95, tlo * 2)
     ax2.set(xlabel="epoch", ylabel="training cross-entropy (running)", title="Training loss")
     ax3.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
-    accs = [v for r in runs for v in _clean(r.history.column("val_accuracy")) if math.isfinite(v)]
-    if accs:
-        ax3.set_ylim(max(accs) - 0.08, max(accs) + 0.01)
     handles, labels = ax1.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8)
     for ax in (ax1, ax2, ax3):
@@ -237,6 +289,7 @@ def plot_precision_runs(runs: Sequence[PrecisionRun], out_dir: str | os.PathLike
             title="Stalled updates: w - lr*g rounds back to w")
     for ax in (ax1, ax2, ax3):
         ax.grid(alpha=0.3)
+        _epoch_axis(ax)
     fig.suptitle("Training under each format (dashed: the format holds the weights alone, "
                  "no FP32 master copy)")
     handles, labels = ax1.get_legend_handles_labels()

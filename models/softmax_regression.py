@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Callable
 
 import torch
@@ -14,6 +15,24 @@ __all__ = ["SoftmaxRegression"]
 class SoftmaxRegression(nn.Module):
     """logits = flatten(x) @ W.T + b, with W (num_classes, in_features) and b (num_classes,).
 
+    Parameters
+    ----------
+    in_features : int
+        Features per sample (>= 1; 784 for 28x28 images).
+    num_classes : int
+        Classes (>= 2).
+    dtype, device : optional
+        Of the parameters, as for ``nn.Linear``.
+
+    Raises
+    ------
+    TypeError
+        For a count that is not an integer (``10.5``, ``True``).
+    ValueError
+        For a count below its minimum.
+
+    Notes
+    -----
     Parameters start at zero: the loss is convex, so the optimum does not depend on the start,
     and a zero start makes runs depend on the shuffling seed alone.
     """
@@ -21,10 +40,12 @@ class SoftmaxRegression(nn.Module):
     def __init__(self, in_features: int = 784, num_classes: int = 10, *,
                  dtype: torch.dtype | None = None, device: torch.device | str | None = None):
         super().__init__()
-        if in_features < 1 or num_classes < 2:
-            raise ValueError(f"need in_features >= 1 and num_classes >= 2, got {in_features}, "
-                             f"{num_classes}")
-        self.linear = nn.Linear(in_features, num_classes, dtype=dtype, device=device)
+        for name, v, least in (("in_features", in_features, 1), ("num_classes", num_classes, 2)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"{name} must be an int, not {type(v).__name__} {v!r}")
+            if v < least:
+                raise ValueError(f"{name} must be >= {least}, not {v}")
+        self.linear = nn.Linear(int(in_features), int(num_classes), dtype=dtype, device=device)
         with torch.no_grad():
             self.linear.weight.zero_()
             self.linear.bias.zero_()

@@ -129,3 +129,21 @@ def test_load_or_train_caches_and_refuses_bad_files(tmp_path, small_split):
     again = load_or_train(p, config=CFG, split=small_split, retrain=True)
     assert again.trained_now
     assert torch.equal(again.model.linear.weight, first.model.linear.weight)  # deterministic
+
+
+@pytest.mark.parametrize("payload", [
+    {"kind": __import__("fractions").Fraction(1, 3)},          # a class torch does not allow
+    __import__("collections").OrderedDict(a=__import__("decimal").Decimal(1)),
+])
+def test_foreign_pickles_are_not_our_checkpoints_and_no_unsafe_advice(tmp_path, payload):
+    """Files torch.load(weights_only=True) refuses: the error says the file is not one of
+    ours and never relays torch's advice to load it with weights_only=False or to allowlist
+    its classes (which would run the file's code)."""
+    p = tmp_path / "foreign.pt"
+    torch.save(payload, p)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(p)
+    msg = str(e.value)
+    assert "not a checkpoint of this project" in msg and str(p) in msg
+    for advice in ("weights_only", "safe_globals", "allowlist", "arbitrary code"):
+        assert advice not in msg, advice

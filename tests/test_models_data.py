@@ -307,3 +307,12 @@ def test_image_and_label_counts_must_match_without_expected_counts(tmp_path):
     with pytest.raises(DatasetError) as e:
         fashion_mnist(d, train_count=None, test_count=None)
     assert_error(e, d / "train-labels-idx1-ubyte.gz", f"7 labels for {N_TRAIN} images")
+
+
+@pytest.mark.parametrize("kw", [{"train_count": -1}, {"test_count": 0}, {"train_count": 2.5},
+                                {"train_count": True}])
+def test_bad_counts_are_argument_errors_not_corrupt_files(tmp_path, kw):
+    # checked before any file is looked at: a directory that does not exist is not reported
+    with pytest.raises(ValueError, match=next(iter(kw))) as e:
+        fashion_mnist(tmp_path / "nowhere", **kw)
+    assert not isinstance(e.value, DatasetError)
