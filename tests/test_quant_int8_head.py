@@ -115,12 +115,14 @@ def test_extreme_operands(k, out, tiles):
 def test_trained_shape_model_and_threads():
     """A quantize_softmax_regression model (784 x 10), batches across the thread split."""
     g = torch.Generator().manual_seed(5)
-    model = quantize_softmax_regression(torch.randn(10, 784, generator=g) * 0.05,
-                                        torch.randn(10, generator=g), backend="int64")
+    pipe = quantize_softmax_regression(torch.randn(10, 784, generator=g) * 0.05,
+                                       torch.randn(10, generator=g))
+    model = _model(pipe.weight.codes, list(pipe.bias_codes), list(pipe.multipliers),
+                   list(pipe.shifts), pipe.logit_scale, "uint8")     # the same, on int64
     x = torch.randint(0, 256, (1000, 784), generator=g, dtype=torch.uint8)
     threads = torch.get_num_threads()
     try:
-        for t in sorted({1, 2, threads}):
+        for t in sorted({1, 2, 3, threads}):
             torch.set_num_threads(t)
             _check_all(model, x)
     finally:
