@@ -27,23 +27,10 @@ __all__ = ["BlockScaled"]
 class BlockScaled:
     """A tensor encoded in a block format, with packed element storage.
 
-    Attributes
-    ----------
-    format : BlockFormat
-    rule : str
-        The scale rule used.
-    shape : tuple of int
-        The original shape; ``axis`` (non-negative) is the blocked axis.
-    axis : int
-    dtype : torch.dtype
-        The input's dtype.
-    scale_codes : torch.Tensor
-        uint8 ``(*other, num_blocks)`` (E8M0 or E4M3 codes; the encoded axis is last).
-    packed : torch.Tensor
-        uint8, the element codes of ``(*other, num_blocks, block_size)`` packed in row-major
-        order at the element width.
-    tensor_scale : float or None
-        NVFP4's FP32 tensor scale.
+    The fields are those of `numfmt.block_codec.BlockEncoded` (format, rule, shape, axis,
+    dtype, scale codes, tensor scale), with the element codes held packed: ``packed`` is
+    uint8, the codes of ``(*other, num_blocks, block_size)`` in row-major order at the
+    element's width (`quant.blockscaled.packing`); `element_codes` unpacks them.
     """
 
     format: BlockFormat

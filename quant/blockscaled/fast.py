@@ -138,6 +138,21 @@ def _float32_thresholds(t64, up: bool):
     return torch.where(back > t64, torch.nextafter(t, torch.full_like(t, -np.inf)), t)
 
 
+def _count_passed(absb, thresholds):
+    """uint8 count of the thresholds each magnitude passes (``>`` at even j, ``>=`` at odd j).
+
+    ``absb`` is ``(*other, n, block)``; each threshold is ``(*other, n)`` (one per block).
+    """
+    import torch
+
+    codes = torch.zeros(absb.shape, dtype=torch.uint8)
+    passed = torch.empty(absb.shape, dtype=torch.bool)
+    for j, t in enumerate(thresholds):
+        (torch.ge if j % 2 else torch.gt)(absb, t.unsqueeze(-1), out=passed)
+        codes.add_(passed)
+    return codes
+
+
 def encode_nvfp4_float32(x, fmt: BlockFormat, axis: int):
     """(scale codes, element codes, tensor scale) of float16/bf16/float32 ``x`` in NVFP4.
 
@@ -166,10 +181,9 @@ def encode_nvfp4_float32(x, fmt: BlockFormat, axis: int):
     sidx = block_rules.grid_round(torch.where(special, 0.0, amax).double(), unit, sgrid)
     d = torch.tensor(sgrid, dtype=torch.float64)[sidx] * s_t
     g = block_rules.positive_grid(f)
-    codes = torch.zeros(blocks.shape, dtype=torch.uint8)
-    for j, mid in enumerate((g[:-1] + g[1:]) / 2):       # 7 thresholds, not elements
-        t = _float32_thresholds(d * float(mid), up=j % 2 == 1).unsqueeze(-1)
-        codes += (absb >= t) if j % 2 else (absb > t)
+    mids = (g[:-1] + g[1:]) / 2
+    thresholds = [_float32_thresholds(d * float(m), up=j % 2 == 1) for j, m in enumerate(mids)]
+    codes = _count_passed(absb, thresholds)
     codes.masked_fill_((d == 0).unsqueeze(-1) | special.unsqueeze(-1), 0)
     neg = torch.signbit(blocks) & ~special.unsqueeze(-1)
     codes |= neg.to(torch.uint8) << (f.bits - 1)
