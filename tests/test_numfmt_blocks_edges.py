@@ -175,3 +175,30 @@ def test_bad_input_errors():
     if not ROUNDING_PASSED:
         with pytest.raises(NotImplementedError, match="round_to"):
             block_encode(x, "mxfp8_e4m3", rounding="stochastic")
+
+
+def test_e8m0_scale_table_matches_registry_and_ml_dtypes():
+    from numfmt.block_codec import BlockEncoded
+    from numfmt.blocks import E8M0
+
+    codes = torch.arange(256, dtype=torch.uint8).reshape(1, 256)
+    enc = BlockEncoded(block_formats()[0], "floor", (1, 32), 1, torch.float32, "torch", codes,
+                       torch.zeros(1, 256, 32, dtype=torch.uint8), None)
+    ours = enc.scales.numpy()[0]
+    want = np.arange(256, dtype=np.uint8).view(ml_dtypes.float8_e8m0fnu).astype(np.float64)
+    assert np.array_equal(ours, want, equal_nan=True)
+    registry = E8M0.format
+    if registry is not None:            # numfmt's own entry, where the registry has it
+        assert np.array_equal(registry.decode(np.arange(256)), want, equal_nan=True)
+
+
+def test_element_rounding_modes_pass_through_to_round_to():
+    """Other element roundings are numfmt.round_to's: passed on when it has them (checked
+    against truncation computed here), a clear NotImplementedError until then."""
+    x = torch.tensor([1.0, 1.3, -1.3, 0.7], dtype=torch.float64)
+    if not ROUNDING_PASSED:
+        with pytest.raises(NotImplementedError, match="round_to"):
+            block_encode(x, "mxfp4_e2m1", rounding="toward_zero")
+        return
+    got = block_round(x, "mxfp4_e2m1", rounding="toward_zero")
+    assert got.tolist() == [1.0, 1.0, -1.0, 0.5]          # scale 1: E2M1 grid 0.5, 1, 1.5

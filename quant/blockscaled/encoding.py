@@ -45,8 +45,9 @@ class BlockScaled:
     # ---- construction ----------------------------------------------------------------------
     @classmethod
     def encode(cls, x: Any, fmt: str | BlockFormat, *, rule: str | None = None,
-               axis: int = -1, overflow: str = "saturate") -> "BlockScaled":
-        """Encode a tensor (nearest-even elements).
+               axis: int = -1, rounding: str = "nearest_even",
+               overflow: str = "saturate") -> "BlockScaled":
+        """Encode a tensor.
 
         Parameters
         ----------
@@ -58,8 +59,9 @@ class BlockScaled:
             A scale rule of the format; the format's standard rule if omitted.
         axis : int
             The blocked axis (for a weight ``(out, in)`` used as ``x @ w.T``: -1).
-        overflow : {"saturate", "raise"}
-            As `numfmt.block_codec.block_encode`.
+        rounding, overflow
+            As `numfmt.block_codec.block_encode` (nearest-even and saturation take the fast
+            float32 passes; other choices the reference).
 
         Returns
         -------
@@ -83,7 +85,7 @@ class BlockScaled:
         fast = (isinstance(x, torch.Tensor) and x.dtype in (torch.float16, torch.bfloat16,
                                                             torch.float32)
                 and x.device.type == "cpu"
-                and overflow == "saturate" and x.dim() > 0 and x.numel() > 0
+                and overflow == "saturate" and rounding == "nearest_even" and x.dim() > 0 and x.numel() > 0
                 and (rule is None or rule in f.rules)
                 and not isinstance(axis, bool) and isinstance(axis, int)
                 and -x.dim() <= axis < x.dim())
@@ -96,7 +98,8 @@ class BlockScaled:
             enc = BlockEncoded(f, rule or f.rule, tuple(x.shape), ax, x.dtype, "torch",
                                scodes, ecodes, s_t)
         else:
-            enc = block_encode(x, f, rule=rule, axis=axis, overflow=overflow)
+            enc = block_encode(x, f, rule=rule, axis=axis, rounding=rounding,
+                               overflow=overflow)
         return cls.from_encoded(enc)
 
     @classmethod
