@@ -69,6 +69,13 @@ def _device(s: str) -> str:
 
 
 # ---- the parser --------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as `CliError` (one ``error:`` line, status 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CliError(f"{message} (see {self.prog} --help)")
+
+
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("common")
@@ -94,7 +101,7 @@ def _common() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m models`` argument parser (four subcommands)."""
     common = _common()
-    p = argparse.ArgumentParser(prog="python -m models", description="Softmax regression on "
+    p = _Parser(prog="python -m models", description="Softmax regression on "
                                 "Fashion-MNIST under number formats.")
     sub = p.add_subparsers(dest="command", required=True)
     ref = ckpt.REFERENCE_CONFIG
