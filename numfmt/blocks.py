@@ -4,9 +4,8 @@ A block-scaled format stores a tensor as blocks of ``block_size`` consecutive el
 axis; every block shares one scale and each element is a narrow number of an element format, so
 that the value of element i of a block is ``element_i * scale`` (NVFP4 multiplies by one more
 per-tensor FP32 scale). This module defines the formats (`BlockFormat`, a frozen dataclass, and
-the table `block_formats()`) and names the scale rules; the exact encoder and decoder are in
-`numfmt.block_codec` (re-exported by the package as ``block_encode`` / ``block_decode`` /
-``block_round``).
+the table `block_formats()`) and names the scale rules; the exact encoder and decoder are
+`numfmt.block_codec.block_encode` / ``block_decode`` / ``block_round``.
 
 Scale rules (``amax`` is the largest magnitude of the block, exactly, from the input's own
 precision; ``emax_elem`` the exponent of the element format's largest binade, ``max_elem`` its
@@ -33,7 +32,10 @@ largest value; the scale is ``2**e`` with ``e`` an E8M0 exponent in [-127, 127])
     NVFP4 (torchao ``nvfp4_quantize``): the block scale is ``amax / 6`` divided by the tensor
     scale ``S``, rounded to nearest even into FP8 E4M3 (saturating at 448); the elements are
     ``x / (s_block * S)`` rounded into E2M1. ``S = fp32(amax_tensor / (448 * 6))`` (torchao's
-    ``per_tensor_amax_to_scale``), or 1 for ``nvfp4_no_tensor_scale``.
+    ``per_tensor_amax_to_scale``) over the finite values, 1 for an all-zero tensor (and for
+    ``nvfp4_no_tensor_scale``). A block scale that rounds to 0 makes the block 0. (torchao
+    clamps the block scale to [2**-6, 448], E4M3's smallest normal, and decodes with
+    ``fp32(S * s_block)``; `numfmt.block_audit` counts both.)
 
 Edges shared by every MX rule (the OCP spec and its authors' reference code, microxcaling):
 a block holding a NaN or an infinity gets the NaN scale (E8M0 code 0xFF) and decodes to NaN
