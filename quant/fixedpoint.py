@@ -20,8 +20,9 @@ from typing import Literal
 
 import torch
 
-from ._tensors import first_index
-from .policy import QuantOverflowError
+import numfmt
+
+from .policy import overflow_error
 
 __all__ = ["MULTIPLIER_BITS", "quantize_multiplier", "quantize_multipliers", "requantize",
            "rounding_right_shift"]
@@ -30,7 +31,8 @@ MULTIPLIER_BITS = 31
 """Multipliers m satisfy 2**30 <= m < 2**31 (a Q0.31 mantissa, as in gemmlowp)."""
 
 Rounding = Literal["half_away", "half_even"]
-_INT64_MAX = (1 << 63) - 1
+_INT64 = numfmt.get("int64")
+_INT64_MAX = int(_INT64.max)
 _RESULT_LIMIT = 1 << 62
 
 
@@ -89,14 +91,16 @@ def _as_int64(x: torch.Tensor | int, name: str) -> torch.Tensor:
 
 def _round_mul_shift(acc: torch.Tensor, m: torch.Tensor, shift: torch.Tensor,
                      rounding: Rounding, op: str) -> torch.Tensor:
-    """Exact `round(acc * m / 2**shift)` for int64 acc, 0 <= m < 2**31, any integer shift."""
-    at_min = acc == -(1 << 63)
-    if bool(at_min.any()):
-        raise QuantOverflowError(op, first_index(at_min), -(1 << 63), -_INT64_MAX, _INT64_MAX,
-                                 int(at_min.sum()), acc.numel(),
-                                 "an int64 minimum accumulator has no int64 magnitude")
+    """Exact `round(acc * m / 2**shift)` for int64 acc, 0 <= m < 2**31, any integer shift.
+
+    The int64 minimum -2**63 has no int64 magnitude; it is taken as 2**62 * 2 with one shift
+    less, which is the same product exactly.
+    """
+    shift_in = shift
+    at_min = acc == int(_INT64.lowest)
+    shift = shift - at_min.to(torch.int64) if bool(at_min.any()) else shift
     sign = torch.where(acc < 0, -1, 1)
-    mag = acc.abs()
+    mag = torch.where(at_min, 1 << 62, acc).abs()
     # P = |acc| * m as two limbs: P = H * 2**32 + L with 0 <= L < 2**32, H < 2**63.
     p_lo = torch.bitwise_and(mag, 0xFFFFFFFF) * m              # < 2**63
     p_hi = torch.bitwise_right_shift(mag, 32) * m              # < 2**62
@@ -138,17 +142,15 @@ def _round_mul_shift(acc: torch.Tensor, m: torch.Tensor, shift: torch.Tensor,
     q = q + up
     overflow = overflow | (q >= _RESULT_LIMIT)
     if bool(overflow.any()):
-        flat = torch.broadcast_to(overflow, acc.shape).reshape(-1)
-        first = int(flat.nonzero()[0, 0])
-        a = int(acc.reshape(-1)[first])
-        mm = int(torch.broadcast_to(m, acc.shape).reshape(-1)[first])
-        ss = int(torch.broadcast_to(shift, acc.shape).reshape(-1)[first])
-        exact = Fraction(a * mm) / Fraction(2) ** ss
-        index = tuple(int(i) for i in torch.unravel_index(torch.tensor(first), acc.shape)) \
-            if acc.dim() else ()
-        raise QuantOverflowError(op, index, round(exact), -_RESULT_LIMIT + 1, _RESULT_LIMIT - 1,
-                                 int(flat.sum()), acc.numel(),
-                                 "the requantized magnitude must stay below 2**62")
+        def exact(i: int) -> int:
+            def at(t: torch.Tensor) -> int:
+                return int(torch.broadcast_to(t, acc.shape).reshape(-1)[i])
+            return round(Fraction(at(acc) * at(m)) / Fraction(2) ** at(shift_in))
+
+        raise overflow_error(op, torch.broadcast_to(overflow, acc.shape), exact,
+                             -_RESULT_LIMIT + 1, _RESULT_LIMIT - 1,
+                             "the requantized magnitude must stay below 2**62",
+                             what="requantized accumulator")
     return sign * q
 
 

@@ -16,7 +16,33 @@ import torch
 from ._tensors import as_tensor
 
 __all__ = ["db_ratio", "dynamic_range_db", "relative_errors", "max_rel_error",
-           "rms_rel_error", "sqnr_db"]
+           "rms_rel_error", "sqnr_db", "quantile_rows", "DecodeErrorMetrics"]
+
+
+def quantile_rows(rows: torch.Tensor, q: float) -> torch.Tensor:
+    """Per-row quantile with numpy's default linear interpolation.
+
+    Parameters
+    ----------
+    rows : torch.Tensor
+        (C, N) values, N >= 1.
+    q : float
+        The quantile, in [0, 1].
+
+    Returns
+    -------
+    torch.Tensor
+        float64 (C,): what ``numpy.quantile(rows, q, axis=1)`` gives.
+    """
+    n = rows.shape[1]
+    h = (n - 1) * q
+    lo_i = min(int(math.floor(h)), n - 1)
+    frac = h - lo_i
+    lo = torch.kthvalue(rows, lo_i + 1, dim=1).values.to(torch.float64)
+    if frac == 0.0 or lo_i + 1 >= n:
+        return lo
+    hi = torch.kthvalue(rows, lo_i + 2, dim=1).values.to(torch.float64)
+    return lo + frac * (hi - lo)
 
 
 def _pair(reference: object, approx: object) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,20 +109,28 @@ def sqnr_db(reference: object, approx: object) -> float:
 
 
 class DecodeErrorMetrics:
-    """Error metrics of an encoding's ``decode()`` against reference values, for the encoded
-    classes (`ScaledInt8`, `LogInt8`): each decodes in float64 and compares with ``x``."""
+    """Error metrics of an encoding's ``decode(dtype)`` against reference values, for the
+    encoded classes (`ScaledInt8`, `LogInt8`).
+
+    Each metric measures the decode the user gets: float32 by default (the default of
+    ``decode``), float64 when asked. The errors are then computed in float64.
+    """
 
     def decode(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:  # pragma: no cover
+        """The decoded values (each encoding defines it)."""
         raise NotImplementedError
 
-    def max_rel_error(self, x: torch.Tensor | np.ndarray) -> float:
-        """Largest |decode - x| / |x| against the reference values `x` (see `max_rel_error`)."""
-        return max_rel_error(x, self.decode(torch.float64))
+    def max_rel_error(self, x: torch.Tensor | np.ndarray,
+                      dtype: torch.dtype = torch.float32) -> float:
+        """Largest |decode(dtype) - x| / |x| against the reference values `x`
+        (see `quant.max_rel_error`)."""
+        return max_rel_error(x, self.decode(dtype))
 
-    def rms_rel_error(self, x: torch.Tensor | np.ndarray) -> float:
-        """Root-mean-square relative error of decode() against `x` (see `rms_rel_error`)."""
-        return rms_rel_error(x, self.decode(torch.float64))
+    def rms_rel_error(self, x: torch.Tensor | np.ndarray,
+                      dtype: torch.dtype = torch.float32) -> float:
+        """Root-mean-square relative error of decode(dtype) against `x`."""
+        return rms_rel_error(x, self.decode(dtype))
 
-    def sqnr_db(self, x: torch.Tensor | np.ndarray) -> float:
-        """Signal-to-quantization-noise ratio of decode() against `x`, in dB."""
-        return sqnr_db(x, self.decode(torch.float64))
+    def sqnr_db(self, x: torch.Tensor | np.ndarray, dtype: torch.dtype = torch.float32) -> float:
+        """Signal-to-quantization-noise ratio of decode(dtype) against `x`, in dB."""
+        return sqnr_db(x, self.decode(dtype))

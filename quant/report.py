@@ -17,9 +17,11 @@ import mpmath
 import torch
 
 from . import arith, metrics
-from .logdomain.encoding import CODE_MAX, LogInt8, gaussian_log_table, rel_error_bound
+from ._tensors import channel_broadcast
+from .encodings import get_encoding
+from .logdomain import CODE_MAX, LogInt8, gaussian_log_table, rel_error_bound
 from .policy import OverflowPolicy
-from .scaled.encoding import ScaledInt8
+from .scaled import ScaledInt8
 
 __all__ = ["ENCODINGS", "DISTRIBUTIONS", "Record", "OpResult", "sample", "encode", "compare",
            "op_exactness", "gaussian_log_error", "error_by_magnitude"]
@@ -69,19 +71,33 @@ def sample(distribution: str, shape: tuple[int, int] = SHAPE, seed: int = 0
 
 def encode(encoding: str, x: torch.Tensor, like: ScaledInt8 | LogInt8 | None = None
            ) -> ScaledInt8 | LogInt8:
-    """Encode `x` with a named encoding; `like` reuses another encoding's parameters."""
+    """Encode `x` (channels on axis 0) with a named encoding.
+
+    Parameters
+    ----------
+    encoding : str
+        One of `ENCODINGS` or `EXTRA_ENCODINGS`: 'int8' (plain codes, scale 1), the
+        `quant.encodings` table's weight encodings, or 'log_int8_frac2'.
+    x : torch.Tensor
+        The values.
+    like : ScaledInt8 or LogInt8, optional
+        Reuse that encoding's scale / offset instead of calibrating.
+
+    Returns
+    -------
+    ScaledInt8 or LogInt8
+    """
     if encoding == "int8":
         return ScaledInt8.encode(x, scale=1.0, narrow_range=False)
-    if encoding in ("scaled_int8_per_tensor", "scaled_int8_per_channel"):
-        axis = 0 if encoding.endswith("channel") else None
-        if like is None:
-            return ScaledInt8.encode(x, axis=axis)
-        return ScaledInt8.encode(x, scale=like.scale, axis=axis)
-    if encoding in ("log_int8", "log_int8_frac2"):
-        f = 3 if encoding == "log_int8" else 2
-        return LogInt8.encode(x, offset=None if like is None else like.offset, frac_bits=f)
-    raise ValueError(f"unknown encoding {encoding!r}; use one of "
-                     f"{', '.join(ENCODINGS + EXTRA_ENCODINGS)}")
+    if encoding not in ENCODINGS + EXTRA_ENCODINGS:
+        raise ValueError(f"unknown encoding {encoding!r}; use one of "
+                         f"{', '.join(ENCODINGS + EXTRA_ENCODINGS)}")
+    if like is None and encoding in ENCODINGS:
+        return get_encoding(encoding).encode_weight(x, channel_axis=0)
+    if encoding.startswith("scaled_int8"):
+        return ScaledInt8.encode(x, scale=like.scale, axis=0 if like.axis is not None else None)
+    f = 3 if encoding == "log_int8" else 2
+    return LogInt8.encode(x, offset=None if like is None else like.offset, frac_bits=f)
 
 
 @dataclass(frozen=True)
@@ -149,11 +165,8 @@ def _limits(e: ScaledInt8 | LogInt8, shape: torch.Size) -> tuple[torch.Tensor, t
     if isinstance(e, LogInt8):
         top = torch.full(shape, e.max_magnitude, dtype=torch.float64)
         return torch.stack([-top, top]), torch.full(shape, e.min_magnitude, dtype=torch.float64)
-    s, z = e.scale.to(torch.float64), e.zero_point.to(torch.float64)
-    if e.axis is not None:
-        view = [1] * len(shape)
-        view[e.axis] = -1
-        s, z = s.reshape(view), z.reshape(view)
+    s = channel_broadcast(e.scale.to(torch.float64), e.axis, len(shape))
+    z = channel_broadcast(e.zero_point.to(torch.float64), e.axis, len(shape))
     lo = torch.broadcast_to(s * (e.qmin - z), shape)
     hi = torch.broadcast_to(s * (e.qmax - z), shape)
     return torch.stack([lo, hi]), torch.broadcast_to(s, shape)
@@ -170,8 +183,8 @@ def op_exactness(a: ScaledInt8 | LogInt8, b: ScaledInt8 | LogInt8, op: str) -> O
     fa, fb = a.decode(torch.float64), b.decode(torch.float64)
     keep = fb != 0 if op == "/" else torch.ones_like(fa, dtype=torch.bool)
     if op == "/" and isinstance(b, LogInt8):      # zero divisors are excluded via `keep`
-        b = LogInt8._trusted(torch.where(b.codes == 0, 1, b.codes).to(torch.int8), b.offset,
-                             b.frac_bits)
+        b = LogInt8(torch.where(b.codes == 0, 1, b.codes).to(torch.int8), b.offset,
+                    b.frac_bits)
     try:
         r = _OPS[op](a, b, policy=OverflowPolicy.SATURATE)
     except TypeError:

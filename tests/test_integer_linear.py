@@ -43,8 +43,8 @@ def _pixels(n: int, k: int, seed: int) -> torch.Tensor:
 def test_pipeline_against_float_reference(m, k, seed, spread, out, offset) -> None:
     w, b = _model(m, k, seed, spread)
     x = _pixels(16, k, seed)
-    pipe = quantize_softmax_regression(w, b, input_offset=offset, out_dtype=out)
-    s, top = pipe.logit_scale, pipe.softmax.out_max
+    pipe = quantize_softmax_regression(w, b, input_offset=offset, prob_dtype=out)
+    s, top = pipe.logit_scale, pipe.softmax.prob_max
 
     # 1. The accumulators are the exact integer product of the stored codes (numpy int64).
     codes = pipe.weight.codes.numpy().astype(np.int64)
@@ -103,19 +103,19 @@ def test_close_to_float_on_a_larger_model_and_all_backends_agree() -> None:
     assert (p - p_float).abs().mean() < 0.01
     assert (pipe.predict(x) == p_float.argmax(1)).double().mean() >= 0.95
     backends = ["int64", "int_mm"] + (["onednn"] if onednn_available() else [])
-    outs = [quantize_softmax_regression(w, b, backend=be)(x) for be in backends]
+    outs = [quantize_softmax_regression(w, b, kernel=be)(x) for be in backends]
     assert all(torch.equal(o, outs[0]) for o in outs)
-    assert pipe.backend == ("onednn" if onednn_available() else "int_mm")
+    assert pipe.kernel == ("onednn" if onednn_available() else "int_mm")
 
 
 def test_weight_range_choices_agree_across_backends() -> None:
     w, b = _model(4, 50, seed=9)
     x = _pixels(20, 50, seed=9)
     for wmax in (127, 64, 5):
-        ref = quantize_softmax_regression(w, b, weight_max=wmax, backend="int64")
+        ref = quantize_softmax_regression(w, b, weight_max=wmax, kernel="int64")
         assert ref.weight.codes.abs().max() == wmax
         for be in ["int_mm"] + (["onednn"] if onednn_available() else []):
-            pipe = quantize_softmax_regression(w, b, weight_max=wmax, backend=be)
+            pipe = quantize_softmax_regression(w, b, weight_max=wmax, kernel=be)
             assert torch.equal(pipe(x), ref(x))
             if be == "onednn":
                 assert pipe.weight.planes == (2 if wmax > 64 else 1)
@@ -171,7 +171,7 @@ def test_requantization_rounds_to_nearest_ties_up() -> None:
     # A logit step of 8 weight steps of class 0 makes its multiplier exactly 1/8, so every
     # accumulator = 4 (mod 8) is a tie: the rounding direction is tested, not just the bulk.
     tied = quantize_softmax_regression(w, b, logit_scale=plain.weight_scales[0] * 8,
-                                       out_dtype="uint16")  # a tiny step: uint8 would warn
+                                       prob_dtype="uint16")  # a tiny step: uint8 would warn
     assert (tied.multipliers[0], tied.shifts[0]) == (2**30, 33)
     assert (tied.accumulators(x)[:, 0] % 8 == 4).sum() > 10
     for pipe in (plain, tied):
@@ -219,10 +219,10 @@ def test_bad_models_and_inputs_have_clear_errors() -> None:
 
 def test_warns_when_uint8_cannot_keep_the_argmax() -> None:
     w, b = _model(100, 8, seed=17)
-    with pytest.warns(RuntimeWarning, match="out_dtype='uint16'"):
+    with pytest.warns(RuntimeWarning, match="prob_dtype='uint16'"):
         pipe = quantize_softmax_regression(w, b)
     assert not pipe.softmax.argmax_safe
-    assert quantize_softmax_regression(w, b, out_dtype="uint16").softmax.argmax_safe
+    assert quantize_softmax_regression(w, b, prob_dtype="uint16").softmax.argmax_safe
 
 
 def test_all_zero_class_keeps_its_bias() -> None:

@@ -51,7 +51,7 @@ def test_onednn_splits_full_range_codes_into_exact_planes() -> None:
     single = prepare_int8_weight(w.clamp(-64, 64), "onednn")
     assert single.planes == 1            # pair sums provably fit int16 as they are
     split = prepare_int8_weight(w, "onednn")
-    assert split.backend == "onednn" and split.planes == 2
+    assert split.kernel == "onednn" and split.planes == 2
     np.testing.assert_array_equal(split.matmul(x).numpy().astype(np.int64), _exact(x, w))
     (pair_hi, carrier_hi), (pair_lo, carrier_lo) = onednn_proofs(w)
     assert pair_hi.a_range == (0, 255) and pair_hi.b_range == (-64, 63) and pair_hi.fits
@@ -105,7 +105,7 @@ def test_onednn_refuses_accumulators_beyond_fp32_exactness() -> None:
     w = torch.full((1, k), 64, dtype=torch.int8)
     with pytest.raises(ValueError, match="fp32 output.*int25 can overflow"):
         prepare_int8_weight(w, "onednn")
-    assert prepare_int8_weight(w, "auto").backend == "int_mm"
+    assert prepare_int8_weight(w, "auto").kernel == "int_mm"
 
 
 def test_bad_inputs_have_clear_errors() -> None:
@@ -123,7 +123,7 @@ def test_bad_inputs_have_clear_errors() -> None:
         prepare_int8_weight(w.float())
     with pytest.raises(ValueError, match="non-empty"):
         prepare_int8_weight(torch.zeros(3, dtype=torch.int8))
-    with pytest.raises(ValueError, match="unknown integer matmul backend 'cuda'"):
+    with pytest.raises(ValueError, match="unknown integer matmul kernel 'cuda'"):
         prepare_int8_weight(w, "cuda")  # type: ignore[arg-type]
     assert prep.matmul(torch.zeros(0, 16, dtype=torch.uint8)).shape == (0, 3)
 

@@ -56,7 +56,7 @@ def test_error_bound_against_float64(n: int, batch: int, scale: float, out: str,
     sm = make_integer_softmax(scale, n, out)
     p = sm(codes)
     assert p.dtype == softmax_out_dtype(out)[0] and p.shape == codes.shape
-    err_steps = (p.to(torch.float64) - sm.out_max * _ref_softmax(codes, scale)).abs().max()
+    err_steps = (p.to(torch.float64) - sm.prob_max * _ref_softmax(codes, scale)).abs().max()
     # The proven bound (float64 reference error is ~1e-16 relative, far below the slack).
     assert err_steps <= sm.error_bound_steps + 1e-9
     assert err_steps <= 2  # the requirement: at most 2 output steps
@@ -83,7 +83,7 @@ def test_against_mpmath_on_adversarial_rows(out: str) -> None:
             ex = [mpmath.exp(mpmath.mpf(v) * mpmath.mpf(scale)) for v in row]
             total = mpmath.fsum(ex)
             for j in range(10):
-                err = abs(mpmath.mpf(int(p[i, j])) - sm.out_max * ex[j] / total)
+                err = abs(mpmath.mpf(int(p[i, j])) - sm.prob_max * ex[j] / total)
                 assert err <= sm.error_bound_steps
 
 
@@ -199,7 +199,7 @@ def test_bad_scale(scale: float) -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(TypeError, match="logit_scale must be a real number"):
         make_integer_softmax("0.1", 3)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="n_classes"):
+    with pytest.raises(ValueError, match="num_classes"):
         make_integer_softmax(0.1, 0)
     with pytest.raises(ValueError, match="'uint8' or 'uint16'"):
         make_integer_softmax(0.1, 3, "int8")

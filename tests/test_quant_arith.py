@@ -142,12 +142,15 @@ def test_matmul_equals_integer_reference(m, k, n):
     a = ScaledInt8(qa.to(torch.uint8), scale=1 / 255, zero_point=3)
     b = ScaledInt8(qb.to(torch.int8), scale=0.02, zero_point=0)
     acc = (qa - 3) @ qb                                          # exact int64 reference
-    big = quant.matmul(a, b, policy="saturate")
+    exact = quant.matmul(a, b)                       # default: the exact accumulator
+    assert exact.codes.dtype == torch.int32 and exact.codes.tolist() == acc.tolist()
+    assert float(exact.scale) == float(np.float32(1 / 255)) * float(np.float32(0.02))  # exact
+    big = quant.matmul(a, b, out_dtype="int8", policy="saturate")
     assert big.codes.tolist() == acc.clamp(-128, 127).tolist()
-    assert float(big.scale) == float(np.float32(1 / 255)) * float(np.float32(0.02))  # exact
+    assert torch.equal(big.scale, exact.scale)
     if bool((acc.abs() > 127).any()):
         with pytest.raises(QuantOverflowError):
-            quant.matmul(a, b)
+            quant.matmul(a, b, out_dtype="int8")
     so = 0.05
     r = quant.matmul(a, b, out_scale=so, policy="saturate")
     ratio = Fraction(float(a.scale)) * Fraction(float(b.scale)) / Fraction(so)
@@ -164,7 +167,7 @@ def test_matmul_wrap_equals_numpy_int8_matmul_and_accumulators_respect_the_proof
         qb = rng.integers(-128, 128, (k, n)).astype(np.int8)
         a = ScaledInt8(torch.from_numpy(qa), scale=1.0)
         b = ScaledInt8(torch.from_numpy(qb), scale=1.0)
-        wrap = quant.matmul(a, b, policy=OverflowPolicy.WRAP)
+        wrap = quant.matmul(a, b, out_dtype="int8", policy=OverflowPolicy.WRAP)
         assert np.array_equal(wrap.codes.numpy(), qa @ qb)       # numpy int8 wraparound
         exact = qa.astype(np.int64) @ qb.astype(np.int64)
         proof = quant.matmul_accumulator_proof(a, b)

@@ -230,12 +230,12 @@ def test_softmax_head_matches_torch_path(monkeypatch, backend, out_dtype, weight
     w = torch.randn(10, 784, generator=g) * 0.05
     b = torch.randn(10, generator=g)
     w[3] *= 40                                          # one class with huge logits
-    pipe = quantize_softmax_regression(w, b, out_dtype=out_dtype, weight_max=weight_max,
-                                       backend=backend)
+    pipe = quantize_softmax_regression(w, b, prob_dtype=out_dtype, weight_max=weight_max,
+                                       kernel=backend)
     x = torch.randint(0, 256, (1031, 784), generator=g, dtype=torch.uint8)
     x[:5] = torch.tensor([0, 255, 1, 128, 254], dtype=torch.uint8).reshape(5, 1)
     a, c = both(monkeypatch, pipe.probabilities, x)
-    assert a.dtype == c.dtype == pipe.softmax.out_dtype and torch.equal(a, c)
+    assert a.dtype == c.dtype == pipe.softmax.prob_dtype and torch.equal(a, c)
 
 
 def test_softmax_head_checks_its_arguments():
@@ -281,7 +281,7 @@ def test_integer_pipeline_with_many_classes_in_a_small_stack_thread(monkeypatch)
     from quant import quantize_softmax_regression
     g = torch.Generator().manual_seed(11)
     pipe = quantize_softmax_regression(torch.randn(4100, 16, generator=g),
-                                       torch.randn(4100, generator=g), out_dtype="uint16")
+                                       torch.randn(4100, generator=g), prob_dtype="uint16")
     x = torch.randint(0, 256, (300, 16), generator=g, dtype=torch.uint8)
     result = {}
     old = threading.stack_size(256 * 1024)

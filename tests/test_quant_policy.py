@@ -66,8 +66,11 @@ def test_raise_names_multi_dimensional_index():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="unknown overflow policy"):
+    with pytest.raises(ValueError, match="overflow policy 'clip' is not one for quant"):
         as_policy("clip")
+    for float_only in ("inf", OverflowPolicy.NAN):     # integer codes hold neither
+        with pytest.raises(ValueError, match="'raise', 'saturate', 'wrap'"):
+            as_policy(float_only)
     with pytest.raises(TypeError, match="exact integer"):
         narrow(torch.tensor([1.5]), -128, 127, torch.int8)
     with pytest.raises(ValueError, match="int8 or uint8"):
@@ -75,5 +78,8 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="does not fit"):
         narrow(torch.tensor([1]), -129, 127, torch.int8)
     with pytest.raises(ValueError):
-        wrap_to_dtype(torch.tensor([1]), torch.int32)
+        wrap_to_dtype(torch.tensor([1]), torch.int16)
+    big = np.array([2 ** 31, -2 ** 31 - 5, 123], dtype=np.int64)     # accumulators wrap too
+    assert wrap_to_dtype(torch.from_numpy(big), torch.int32).tolist() == \
+        big.astype(np.int32).tolist()
     assert as_policy("SATURATE") is OverflowPolicy.SATURATE

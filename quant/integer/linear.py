@@ -12,8 +12,11 @@ The data path of `IntegerSoftmaxRegression` (``N`` images of ``K`` uint8 pixels,
    ``s`` with a per-class fixed-point multiplier ``m_j`` in [2**30, 2**31) and shift ``k_j``
    from `quant.fixedpoint.quantize_multiplier` (``m_j 2**-k_j`` is ``s_w[j] / s`` to a relative
    2**-31), rounded to nearest with ties up: one fused multiply-add (the bias rides in its
-   constant) and one shift in int64. It equals `quant.fixedpoint.requantize` (the exact general
-   reference, ~40 tensor ops) except that exact negative ties go up rather than away from 0.
+   constant) and one shift in int64 (`requantize_ties_up`, and the same operations in C). It
+   equals `quant.fixedpoint.requantize`, the one reference requantizer (~40 tensor ops, any
+   int64 accumulator and shift), except that exact negative ties go up rather than away from
+   0: the fused form trades that tie rule for one multiply-add and one shift per logit, which
+   is what lets it run inside the C row loop; both are exact roundings of the same product.
 3. ``q = 127 - min(max(z) - z, 255)`` as int8: the logits relative to the row max, so the top
    logit of every row is code 127 and the int8 range spans the 255 steps below it (that is
    where softmax has its resolution; a logit further down saturates at -128).
@@ -48,29 +51,45 @@ from typing import Any
 
 import torch
 
+import numfmt
+
 from .. import native
+from .._tensors import is_int, renamed_keyword
 from ..accumulator import AccumulatorProof
 from ..fixedpoint import quantize_multipliers
-from .matmul import Backend, PreparedInt8Weight, prepare_int8_weight
-from .softmax import IntegerSoftmax, make_integer_softmax, softmax_out_dtype
 from ..scaled import ScaledInt8
+from .matmul import Kernel, PreparedInt8Weight, prepare_int8_weight
+from .softmax import IntegerSoftmax, make_integer_softmax, softmax_out_dtype
 
 __all__ = ["IntegerSoftmaxRegression", "quantize_softmax_regression", "default_logit_scale",
-           "DEFAULT_WEIGHT_MAX"]
+           "requantize_ties_up", "DEFAULT_WEIGHT_MAX"]
 
-DEFAULT_WEIGHT_MAX = 127  # symmetric narrow int8, as quant.ScaledInt8 encodes by default
-_INT32_MAX = 2 ** 31 - 1
+DEFAULT_WEIGHT_MAX = int(numfmt.get("int8").max)  # symmetric narrow int8, as ScaledInt8's default
+_INT32 = numfmt.get("int32")
+_INT32_MAX, _INT32_MIN = int(_INT32.max), int(_INT32.lowest)
 
 
-def default_logit_scale(n_classes: int, out_dtype: Any = "uint8") -> float:
+def default_logit_scale(num_classes: int, prob_dtype: Any = "uint8") -> float:
     """``log(4 (n - 1) P) / 255``: the int8 logit step at which saturating a logit 255 steps
-    below the row max costs at most a quarter of an output step (P = 255 or 65535)."""
-    _, top = softmax_out_dtype(out_dtype)
-    return math.log(4 * max(n_classes - 1, 1) * top) / 255
+    below the row max costs at most a quarter of an output step.
+
+    Parameters
+    ----------
+    num_classes : int
+        n, the class count.
+    prob_dtype : str or torch.dtype
+        "uint8" (P = 255) or "uint16" (P = 65535).
+
+    Returns
+    -------
+    float
+    """
+    _, top = softmax_out_dtype(prob_dtype)
+    return math.log(4 * max(num_classes - 1, 1) * top) / 255
 
 
-def _requantize(acc: torch.Tensor, multipliers: torch.Tensor, offsets: torch.Tensor,
-                shifts: torch.Tensor) -> torch.Tensor:
+def requantize_ties_up(acc: torch.Tensor, multipliers: torch.Tensor, offsets: torch.Tensor,
+                       shifts: torch.Tensor) -> torch.Tensor:
     """``floor((acc * m + c) / 2**k)`` in int64 for int64 ``acc`` (N, classes), per class.
 
     With ``c = beta * m + 2**(k-1)`` this is ``(acc + beta) * m / 2**k`` rounded to nearest,
@@ -122,16 +141,23 @@ class IntegerSoftmaxRegression:
     # -- description --
     @property
     def in_features(self) -> int:
+        """K, the pixels per image."""
         return self.weight.in_features
 
     @property
     def num_classes(self) -> int:
+        """M, the class count."""
         return self.weight.out_features
 
     @property
-    def backend(self) -> str:
+    def kernel(self) -> str:
         """The integer matmul kernel in use ("onednn", "int_mm" or "int64")."""
-        return self.weight.backend
+        return self.weight.kernel
+
+    @property
+    def backend(self) -> str:
+        """Deprecated name of `kernel`."""
+        return self.weight.kernel
 
     @property
     def logit_scale(self) -> float:
@@ -158,7 +184,8 @@ class IntegerSoftmaxRegression:
 
     # -- data path --
     def _gaps(self, x: torch.Tensor) -> torch.Tensor:
-        z = _requantize(self.weight._raw_wide(x), self._mult_t, self._offset_t, self._shift_t)
+        z = requantize_ties_up(self.weight.wide_product(x), self._mult_t, self._offset_t,
+                               self._shift_t)
         gaps = z.amax(1, keepdim=True) - z
         return gaps.clamp_(max=255)
 
@@ -178,7 +205,7 @@ class IntegerSoftmaxRegression:
         ``floor(acc * m / 2**shift + 1/2)`` (nearest, ties up), before the row max is
         subtracted."""
         x = self._checked(x)
-        return _requantize(self.weight.matmul(x).to(torch.int64), self._mult_t, self._offset_t,
+        return requantize_ties_up(self.weight.matmul(x).to(torch.int64), self._mult_t, self._offset_t,
                            self._shift_t)
 
     def logit_codes(self, x: torch.Tensor) -> torch.Tensor:
@@ -190,17 +217,17 @@ class IntegerSoftmaxRegression:
         return (127 - self._gaps(x)).to(torch.int8)
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """Probability codes (N, classes) of ``softmax.out_dtype``; probability = code /
-        ``softmax.out_max``. Equal to ``softmax(logit_codes(x))`` exactly."""
+        """Probability codes (N, classes) of ``softmax.prob_dtype``; probability = code /
+        ``softmax.prob_max``. Equal to ``softmax(logit_codes(x))`` exactly."""
         x = self._checked(x)
         if x.shape[0] == 0:
-            return torch.zeros((0, self.num_classes), dtype=self.softmax.out_dtype)
-        if native.available() and self.weight.backend in ("onednn", "int_mm"):
-            carrier = self.weight._carrier(x).contiguous()     # fp32 lanes or int32
+            return torch.zeros((0, self.num_classes), dtype=self.softmax.prob_dtype)
+        if self.weight.kernel in ("onednn", "int_mm") and native.implementation(x) == "native":
+            carrier = self.weight.kernel_output(x).contiguous()     # fp32 lanes or int32
             sm = self.softmax
             return native.softmax_head(carrier, self.weight.planes, self._mult_t,
-                                       self._offset_t, self._shift_t, sm._table_t,
-                                       sm.reciprocal_bits, sm.out_max, sm.out_dtype)
+                                       self._offset_t, self._shift_t, sm.table_tensor,
+                                       sm.reciprocal_bits, sm.prob_max, sm.prob_dtype)
         return self.softmax.from_gaps(self._gaps(x))
 
     __call__ = probabilities
@@ -222,27 +249,22 @@ def _as_tensor(v: Any, name: str, k: int) -> torch.Tensor:
     return t
 
 
-def quantize_softmax_regression(weight: torch.Tensor, bias: torch.Tensor, *,
-                                input_scale: float | torch.Tensor = 1 / 255,
-                                input_offset: float | torch.Tensor = 0.0,
-                                logit_scale: float | None = None,
-                                out_dtype: Any = "uint8",
-                                weight_max: int = DEFAULT_WEIGHT_MAX,
-                                backend: Backend = "auto") -> IntegerSoftmaxRegression:
-    """The integer pipeline for a float softmax regression ``logits = W f + b``.
+def _fold_input_map(weight: torch.Tensor, bias: torch.Tensor, input_scale: object,
+                    input_offset: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """float64 (W a, b + W c): the features' map f = a x + c folded into W and b."""
+    w = weight.detach().to(torch.float64)
+    b = bias.detach().to(torch.float64)
+    if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
+        raise ValueError("weight or bias contains NaN or infinity")
+    k = w.shape[1]
+    a = _as_tensor(input_scale, "input_scale", k)
+    c = _as_tensor(input_offset, "input_offset", k)
+    if not (a > 0).all():
+        raise ValueError("input_scale must be > 0 (the real value of one pixel step)")
+    return w * a, b + (w @ c if c.dim() == 1 else w.sum(1) * c)
 
-    ``weight`` (M, K) and ``bias`` (M,) are the float model's (any float dtype, not modified);
-    its features are ``f = input_scale * x + input_offset`` for uint8 pixels ``x`` (scalars
-    or per-feature (K,) vectors; the default is ``x / 255``, `models.data.images_to_float`).
-    The input map is folded into W and b in float64; W is quantized per class to int8 codes in
-    ``-weight_max..weight_max`` (`quant.ScaledInt8`, symmetric, round half to even; every
-    backend takes the full 127, oneDNN through its hi/lo planes), b to int32 codes of the same
-    per-class step. ``logit_scale`` defaults to `default_logit_scale`; a RuntimeWarning says
-    when the output type cannot guarantee the argmax (`IntegerSoftmax.argmax_safe`, e.g. uint8
-    with many classes: use uint16). Raises ValueError on
-    shape mismatches, non-finite values, a non-positive input scale, an unusable weight_max,
-    or accumulators that could overflow int32.
-    """
+
+def _check_model(weight: object, bias: object, weight_max: object) -> None:
     for name, t in (("weight", weight), ("bias", bias)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")
@@ -251,26 +273,19 @@ def quantize_softmax_regression(weight: torch.Tensor, bias: torch.Tensor, *,
     if weight.dim() != 2 or 0 in weight.shape:
         raise ValueError(f"weight must be a non-empty (classes, features) matrix, got "
                          f"{tuple(weight.shape)}")
-    m, k = weight.shape
+    m = weight.shape[0]
     if m < 2:
         raise ValueError(f"softmax regression needs at least 2 classes, weight has {m} row")
     if bias.shape != (m,):
         raise ValueError(f"bias must have shape ({m},) to match weight {tuple(weight.shape)}, got "
                          f"{tuple(bias.shape)}")
-    if isinstance(weight_max, bool) or not isinstance(weight_max, int) \
-            or not 1 <= weight_max <= 127:
+    if not is_int(weight_max) or not 1 <= weight_max <= DEFAULT_WEIGHT_MAX:
         raise ValueError(f"weight_max must be an int in 1..127, not {weight_max!r}")
-    w = weight.detach().to(torch.float64)
-    b = bias.detach().to(torch.float64)
-    if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
-        raise ValueError("weight or bias contains NaN or infinity")
-    a = _as_tensor(input_scale, "input_scale", k)
-    c = _as_tensor(input_offset, "input_offset", k)
-    if not (a > 0).all():
-        raise ValueError("input_scale must be > 0 (the real value of one pixel step)")
 
-    w_eff = w * a                                  # broadcasts over features
-    b_eff = b + (w @ c if c.dim() == 1 else w.sum(1) * c)
+
+def _encode_weight_and_bias(w_eff: torch.Tensor, b_eff: torch.Tensor, weight_max: int
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(int8 codes per class in +-weight_max, int64 bias codes, float64 per-class steps)."""
     row_max = w_eff.abs().amax(1)
     # A class with all-zero weights keeps a step that still holds its bias in int32.
     fallback = torch.where(b_eff != 0, b_eff.abs() / 2 ** 24, torch.ones_like(b_eff))
@@ -283,22 +298,80 @@ def quantize_softmax_regression(weight: torch.Tensor, bias: torch.Tensor, *,
     beta = torch.round(b_eff / s_w)
     if beta.abs().max() > _INT32_MAX:
         raise ValueError("bias codes overflow int32: the bias is more than 2**31 weight steps")
-    beta = beta.to(torch.int64)
+    return codes, beta.to(torch.int64), s_w
 
-    prepared = prepare_int8_weight(codes, backend)
+
+def quantize_softmax_regression(weight: torch.Tensor, bias: torch.Tensor, *,
+                                input_scale: float | torch.Tensor = 1 / 255,
+                                input_offset: float | torch.Tensor = 0.0,
+                                logit_scale: float | None = None,
+                                prob_dtype: Any = None,
+                                weight_max: int = DEFAULT_WEIGHT_MAX,
+                                kernel: Kernel | None = None, out_dtype: Any = None,
+                                backend: Kernel | None = None) -> IntegerSoftmaxRegression:
+    """The integer pipeline for a float softmax regression ``logits = W f + b``.
+
+    Parameters
+    ----------
+    weight, bias : torch.Tensor
+        The float model's (M, K) weight and (M,) bias (any float dtype, not modified).
+    input_scale, input_offset : float or torch.Tensor
+        The features are ``f = input_scale * x + input_offset`` for uint8 pixels ``x``
+        (scalars or per-feature (K,) vectors; the default is ``x / 255``,
+        `models.data.images_to_float`).
+    logit_scale : float, optional
+        The int8 logit step; defaults to `default_logit_scale`.
+    prob_dtype : str or torch.dtype
+        "uint8" (default) or "uint16" probability codes.
+    weight_max : int
+        Weight codes lie in ``-weight_max..weight_max`` (1..127).
+    kernel : str
+        The integer matmul kernel: "auto" (default), "onednn", "int_mm", "int64".
+    out_dtype, backend
+        Deprecated names of `prob_dtype` and `kernel`.
+
+    Returns
+    -------
+    IntegerSoftmaxRegression
+
+    Raises
+    ------
+    ValueError
+        On shape mismatches, non-finite values, a non-positive input scale, an unusable
+        weight_max, or accumulators that could overflow int32.
+
+    Warns
+    -----
+    RuntimeWarning
+        When the probability type cannot guarantee the argmax (`IntegerSoftmax.argmax_safe`,
+        e.g. uint8 with many classes: use uint16).
+
+    Notes
+    -----
+    The input map is folded into W and b in float64; W is quantized per class to int8 codes
+    (`quant.ScaledInt8`, symmetric, round half to even; every kernel takes the full 127,
+    oneDNN through its hi/lo planes), b to int32 codes of the same per-class step.
+    """
+    what = "quantize_softmax_regression"
+    prob_dtype = renamed_keyword(prob_dtype, out_dtype, "prob_dtype", "out_dtype", what, "uint8")
+    kernel = renamed_keyword(kernel, backend, "kernel", "backend", what, "auto")
+    _check_model(weight, bias, weight_max)
+    m = weight.shape[0]
+    w_eff, b_eff = _fold_input_map(weight, bias, input_scale, input_offset)
+    codes, beta, s_w = _encode_weight_and_bias(w_eff, b_eff, weight_max)
+    prepared = prepare_int8_weight(codes, kernel)
     proof = prepared.proof
-    if proof.lowest + int(beta.min()) < -_INT32_MAX - 1 or \
-            proof.highest + int(beta.max()) > _INT32_MAX:
+    if proof.lowest + int(beta.min()) < _INT32_MIN or proof.highest + int(beta.max()) > _INT32_MAX:
         raise ValueError(f"int32 accumulators plus bias codes in [{int(beta.min())}, "
                          f"{int(beta.max())}] can overflow: {proof.reason}")
-
-    s = default_logit_scale(m, out_dtype) if logit_scale is None else logit_scale
-    softmax = make_integer_softmax(s, m, out_dtype)
+    s = default_logit_scale(m, prob_dtype) if logit_scale is None else logit_scale
+    softmax = make_integer_softmax(s, m, prob_dtype)
     if not softmax.argmax_safe:
         warnings.warn(f"with {m} classes and logit step {softmax.logit_scale:.4g}, "
-                      f"{str(softmax.out_dtype)[6:]} probabilities can collapse near-ties onto "
+                      f"{str(softmax.prob_dtype)[6:]} probabilities can collapse near-ties onto "
                       f"one code, so their argmax is not guaranteed to follow the logits; use "
-                      f"out_dtype='uint16' or a larger logit_scale", RuntimeWarning, stacklevel=2)
+                      f"prob_dtype='uint16' or a larger logit_scale", RuntimeWarning,
+                      stacklevel=2)
     mults, shifts = quantize_multipliers(s_w / softmax.logit_scale)
     if not ((shifts >= 1) & (shifts <= 62)).all():
         raise ValueError(f"weight steps {s_w.tolist()} against logit step {softmax.logit_scale} "

@@ -3,7 +3,8 @@
 ``x`` (N, K) uint8 codes times ``w.T`` for int8 weight codes ``w`` (M, K), giving the exact
 accumulators ``acc[n, m] = sum_k x[n, k] * w[m, k]``. Every exactness condition below is a
 `quant.accumulator_bound` proof over the declared operand ranges (pixels in [0, 255], weight
-codes in [min w, max w]), made once when the weight is prepared. Backends:
+codes in [min w, max w]), made once when the weight is prepared. Kernels (the ``kernel``
+argument; ``backend`` is its deprecated old name):
 
 * ``"onednn"``: oneDNN's u8s8 int8 matmul (``torch.ops.onednn.qlinear_pointwise``, the
   kernel behind PyTorch's x86 int8 inference). On CPUs without VNNI (AVX2 only, like the one
@@ -35,14 +36,19 @@ from typing import Any, Literal
 
 import torch
 
+import numfmt
+
+from .._tensors import renamed_keyword
 from ..accumulator import AccumulatorProof, accumulator_bound
 
-__all__ = ["Backend", "BACKENDS", "PIXEL_RANGE", "ONEDNN_SAFE_WEIGHT_MAX", "PreparedInt8Weight",
-           "prepare_int8_weight", "onednn_available", "onednn_proofs"]
+__all__ = ["Kernel", "KERNELS", "Backend", "BACKENDS", "PIXEL_RANGE", "ONEDNN_SAFE_WEIGHT_MAX",
+           "PreparedInt8Weight", "prepare_int8_weight", "onednn_available", "onednn_proofs"]
 
-Backend = Literal["auto", "onednn", "int_mm", "int64"]
-BACKENDS: tuple[str, ...] = ("auto", "onednn", "int_mm", "int64")
-PIXEL_RANGE = (0, 255)
+Kernel = Literal["auto", "onednn", "int_mm", "int64"]
+KERNELS: tuple[str, ...] = ("auto", "onednn", "int_mm", "int64")
+Backend = Kernel            # deprecated names of the same choice
+BACKENDS = KERNELS
+PIXEL_RANGE = (int(numfmt.get("uint8").lowest), int(numfmt.get("uint8").max))
 ONEDNN_SAFE_WEIGHT_MAX = 64  # the largest w with accumulator_bound((0,255),(-w,w),2,16).fits
 _PAIR_BITS = 16              # vpmaddubsw: two u8*s8 products summed in saturating int16
 _FP32_CARRIER_BITS = 25      # |acc| <= 2**24: exact in an fp32 lane
@@ -99,12 +105,13 @@ class PreparedInt8Weight:
     """Int8 weight codes (M, K) ready for exact uint8 x int8 -> int32 products.
 
     Build with `prepare_int8_weight`; ``matmul(x)`` returns ``x @ codes.T`` as int32.
-    ``proof`` is the int32 accumulator proof (`quant.AccumulatorProof`) for uint8 inputs;
-    ``planes`` is 2 when oneDNN runs the codes as hi/lo planes (see the module docstring).
+    ``kernel`` is the integer matmul kernel ("onednn", "int_mm" or "int64"); ``proof`` is the
+    int32 accumulator proof (`quant.AccumulatorProof`) for uint8 inputs; ``planes`` is 2 when
+    oneDNN runs the codes as hi/lo planes (see the module docstring).
     """
 
     codes: torch.Tensor = field(repr=False)
-    backend: str
+    kernel: str
     proof: AccumulatorProof = field(repr=False)
     planes: int = 1
     _packed: Any = field(default=None, repr=False, compare=False)
@@ -113,11 +120,18 @@ class PreparedInt8Weight:
     _codes_t: Any = field(default=None, repr=False, compare=False)
 
     @property
+    def backend(self) -> str:
+        """Deprecated name of `kernel`."""
+        return self.kernel
+
+    @property
     def in_features(self) -> int:
+        """K, the length of an input row."""
         return self.codes.shape[1]
 
     @property
     def out_features(self) -> int:
+        """M, the number of weight rows (output channels)."""
         return self.codes.shape[0]
 
     def check_input(self, x: Any) -> torch.Tensor:
@@ -140,28 +154,28 @@ class PreparedInt8Weight:
         x = self.check_input(x)
         if x.shape[0] == 0:
             return torch.zeros((0, self.out_features), dtype=torch.int32)
-        return self._raw(x.contiguous())
+        return self.wide_product(x.contiguous()).to(torch.int32)
 
     def _onednn(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.onednn.qlinear_pointwise(
             x, 1.0, 0, self._packed, self._ones, self._zeros, None, 1.0, 0,
             torch.float32, "none", [], "")
 
-    def _carrier(self, x: torch.Tensor) -> torch.Tensor:
-        """The kernel's own output for a checked contiguous x: oneDNN's fp32 lanes (exact
-        integers, the weight planes side by side), `torch._int_mm`'s int32, or int64."""
-        if self.backend == "onednn":
+    def kernel_output(self, x: torch.Tensor) -> torch.Tensor:
+        """The kernel's own output for a checked (`check_input`) contiguous x: oneDNN's fp32
+        lanes (exact integers, the `planes` weight planes side by side, hi first), the int32
+        of `torch._int_mm`, or int64 -- what a fused consumer (`quant.native.softmax_head`)
+        reads directly."""
+        if self.kernel == "onednn":
             return self._onednn(x)
-        if self.backend == "int_mm":
+        if self.kernel == "int_mm":
             return torch._int_mm(x, self._codes_t)
         return x.to(torch.int64) @ self.codes.to(torch.int64).T
 
-    def _raw(self, x: torch.Tensor) -> torch.Tensor:
-        return self._raw_wide(x).to(torch.int32)
-
-    def _raw_wide(self, x: torch.Tensor) -> torch.Tensor:
-        """The product as int64, for a checked contiguous x (what the integer pipeline uses)."""
-        out = self._carrier(x).to(torch.int64)
+    def wide_product(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact ``x @ codes.T`` as int64 for a checked (`check_input`) contiguous x: the
+        planes recombined (what the integer pipeline's torch path uses)."""
+        out = self.kernel_output(x).to(torch.int64)
         if self.planes == 1:
             return out
         m = self.out_features
@@ -176,8 +190,8 @@ def _probe(codes: torch.Tensor) -> torch.Tensor:
     return torch.cat([pos, neg, full]).contiguous()
 
 
-def _build(codes: torch.Tensor, backend: str, proof: AccumulatorProof) -> PreparedInt8Weight:
-    if backend == "onednn":
+def _build(codes: torch.Tensor, kernel: str, proof: AccumulatorProof) -> PreparedInt8Weight:
+    if kernel == "onednn":
         planes = _planes(codes)
         stacked = torch.cat(planes).contiguous()
         m = stacked.shape[0]
@@ -185,7 +199,7 @@ def _build(codes: torch.Tensor, backend: str, proof: AccumulatorProof) -> Prepar
         return PreparedInt8Weight(codes, "onednn", proof, len(planes), packed,
                                   torch.ones(m, dtype=torch.float32),
                                   torch.zeros(m, dtype=torch.int64))
-    if backend == "int_mm":
+    if kernel == "int_mm":
         # _int_mm wants the (K, M) right operand; the transposed view of the row-major codes
         # is the layout its CPU loop reads fastest.
         return PreparedInt8Weight(codes, "int_mm", proof, 1, _codes_t=codes.T)
@@ -195,46 +209,60 @@ def _build(codes: torch.Tensor, backend: str, proof: AccumulatorProof) -> Prepar
 def _onednn_unsafe_reason(codes: torch.Tensor) -> str | None:
     if not onednn_available():
         return "this PyTorch has no oneDNN int8 linear op"
-    for pair, carrier in onednn_proofs(codes):
-        if not pair.fits:  # cannot happen for int8 codes after the hi/lo split; kept as a guard
-            return f"u8*s8 pair sums could saturate int16 in the AVX2 kernel ({pair.reason})"
+    for _, carrier in onednn_proofs(codes):     # pair sums: fit by the hi/lo split
         if not carrier.fits:
             return f"accumulators would not come back exactly through the op's fp32 output " \
                    f"({carrier.reason})"
     return None
 
 
-def prepare_int8_weight(weight_codes: torch.Tensor,
-                        backend: Backend = "auto") -> PreparedInt8Weight:
+def prepare_int8_weight(weight_codes: torch.Tensor, kernel: Kernel | None = None, *,
+                        backend: Kernel | None = None) -> PreparedInt8Weight:
     """Prepare int8 ``weight_codes`` (M, K) for exact uint8 x int8 products (see module doc).
 
-    Proves that int32 cannot overflow for any uint8 input (else ValueError quoting the proof).
-    ``"onednn"`` additionally needs its int16 pair-sum and fp32-carrier proofs for each plane
-    (ValueError naming the failed one when asked for explicitly; ``"auto"`` then falls back to
-    ``"int_mm"``), and is checked on worst-case probe inputs against the exact int64 product
-    (RuntimeError when asked for explicitly; ``"auto"`` warns and falls back). The codes are
-    copied, never modified.
+    Parameters
+    ----------
+    weight_codes : torch.Tensor
+        int8 (M, K), not empty; copied, never modified.
+    kernel : str
+        "auto" (default), "onednn", "int_mm" or "int64".
+    backend : str, optional
+        Deprecated name of `kernel`.
+
+    Returns
+    -------
+    PreparedInt8Weight
+
+    Raises
+    ------
+    ValueError
+        If int32 could overflow for some uint8 input (quoting the proof), for an unknown
+        kernel, or when "onednn" is asked for and its pair-sum / fp32-carrier proofs fail.
+    RuntimeError
+        When "onednn" is asked for and differs from the exact product on worst-case probe
+        inputs ("auto" then warns and falls back to "int_mm").
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown integer matmul backend {backend!r}; choose one of {BACKENDS}")
+    kernel = renamed_keyword(kernel, backend, "kernel", "backend", "prepare_int8_weight", "auto")
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown integer matmul kernel {kernel!r}; choose one of {KERNELS}")
     codes = _check_weight(weight_codes).clone()
     proof = accumulator_bound(PIXEL_RANGE, _weight_range(codes), codes.shape[1], 32)
     if not proof.fits:
         raise ValueError(f"int32 accumulators can overflow: {proof.reason}")
-    if backend in ("auto", "onednn"):
+    if kernel in ("auto", "onednn"):
         reason = _onednn_unsafe_reason(codes)
         if reason is None:
             prepared = _build(codes, "onednn", proof)
             probe = _probe(codes)
             exact = probe.to(torch.int64) @ codes.to(torch.int64).T
-            if torch.equal(prepared._raw_wide(probe), exact):
+            if torch.equal(prepared.wide_product(probe), exact):
                 return prepared
             reason = "oneDNN's result differs from the exact product on worst-case probe inputs"
-            if backend == "onednn":
-                raise RuntimeError(f"backend 'onednn' is not exact here: {reason}")
+            if kernel == "onednn":
+                raise RuntimeError(f"kernel 'onednn' is not exact here: {reason}")
             warnings.warn(f"integer matmul: {reason}; using torch._int_mm", RuntimeWarning,
                           stacklevel=2)
-        elif backend == "onednn":
-            raise ValueError(f"backend 'onednn' cannot be used: {reason}")
-        backend = "int_mm"
-    return _build(codes, backend, proof)
+        elif kernel == "onednn":
+            raise ValueError(f"kernel 'onednn' cannot be used: {reason}")
+        kernel = "int_mm"
+    return _build(codes, kernel, proof)

@@ -58,6 +58,8 @@ import torch
 
 from numfmt.expbounds import compare_exp
 
+from .._tensors import is_int, renamed_keyword
+
 __all__ = ["IntegerSoftmax", "make_integer_softmax", "integer_softmax", "softmax_out_dtype",
            "TABLE_FRAC_BITS", "RECIPROCAL_BITS"]
 
@@ -115,17 +117,21 @@ def _table(scale: float, frac_bits: int) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class IntegerSoftmax:
-    """An integer softmax for ``n_classes`` int8 logit codes of real step ``logit_scale``.
+    """An integer softmax for ``num_classes`` int8 logit codes of real step ``logit_scale``.
 
-    Build it with `make_integer_softmax`; call it on int8 codes (..., n_classes) to get
-    probability codes of ``out_dtype`` (probability = code / ``out_max``). See the module
+    Build it with `make_integer_softmax`; call it on int8 codes (..., num_classes) to get
+    probability codes of ``prob_dtype`` (probability = code / ``prob_max``). See the module
     docstring for the algorithm, the error bound and the argmax guarantee.
+
+    ``n_classes``, ``out_dtype``, ``out_max`` and ``out_scale`` are the deprecated old names of
+    ``num_classes``, ``prob_dtype``, ``prob_max`` and ``prob_scale`` (``out_*`` meant something
+    else in `quant.arith`).
     """
 
     logit_scale: float
-    n_classes: int
-    out_dtype: torch.dtype
-    out_max: int
+    num_classes: int
+    prob_dtype: torch.dtype
+    prob_max: int
     table: tuple[int, ...] = field(repr=False)
     frac_bits: int = TABLE_FRAC_BITS
     reciprocal_bits: int = RECIPROCAL_BITS
@@ -138,20 +144,46 @@ class IntegerSoftmax:
                            torch.tensor(1 << (self.reciprocal_bits - 1), dtype=torch.int64))
 
     @property
+    def table_tensor(self) -> torch.Tensor:
+        """The exp table as an int64 (256,) tensor (what a fused consumer reads; not a copy:
+        do not modify)."""
+        return self._table_t
+
+    @property
+    def prob_scale(self) -> float:
+        """The real value of one probability step, ``1 / prob_max``."""
+        return 1.0 / self.prob_max
+
+    @property
+    def n_classes(self) -> int:
+        """Deprecated name of `num_classes`."""
+        return self.num_classes
+
+    @property
+    def out_dtype(self) -> torch.dtype:
+        """Deprecated name of `prob_dtype`."""
+        return self.prob_dtype
+
+    @property
+    def out_max(self) -> int:
+        """Deprecated name of `prob_max`."""
+        return self.prob_max
+
+    @property
     def out_scale(self) -> float:
-        """The real value of one output step, ``1 / out_max``."""
-        return 1.0 / self.out_max
+        """Deprecated name of `prob_scale`."""
+        return self.prob_scale
 
     @property
     def error_bound_steps(self) -> float:
-        """Proven bound on |p_code - out_max * softmax(q * logit_scale)|, in output steps."""
-        f, k, n, top = self.frac_bits, self.reciprocal_bits, self.n_classes, self.out_max
+        """Proven bound on |p_code - prob_max * softmax(q * logit_scale)|, in output steps."""
+        f, k, n, top = self.frac_bits, self.reciprocal_bits, self.num_classes, self.prob_max
         return 0.5 + 2.0 ** (f - k) + top * (n - 1) / 2.0 ** (f + 1)
 
     @property
     def error_bound(self) -> float:
-        """`error_bound_steps` in probability units (divided by ``out_max``)."""
-        return self.error_bound_steps / self.out_max
+        """`error_bound_steps` in probability units (divided by ``prob_max``)."""
+        return self.error_bound_steps / self.prob_max
 
     @property
     def argmax_safe(self) -> bool:
@@ -159,12 +191,12 @@ class IntegerSoftmax:
         probability code (an exact integer check; see the module docstring)."""
         f, k = self.frac_bits, self.reciprocal_bits
         t2 = self.table[2]
-        s_max = (1 << f) + (self.n_classes - 1) * t2
-        r_min = (self.out_max << k) // s_max
+        s_max = (1 << f) + (self.num_classes - 1) * t2
+        r_min = (self.prob_max << k) // s_max
         return ((1 << f) - t2) * r_min >= (1 << k)
 
     def check_codes(self, codes: Any) -> torch.Tensor:
-        """``codes`` if it is an int8 tensor (..., n_classes); a clear error otherwise."""
+        """``codes`` if it is an int8 tensor (..., num_classes); a clear error otherwise."""
         if not isinstance(codes, torch.Tensor):
             raise TypeError(f"integer softmax takes a torch.Tensor of int8 logit codes, not "
                             f"{type(codes).__name__}")
@@ -173,20 +205,21 @@ class IntegerSoftmax:
                     "torch.round(z / logit_scale).clamp(-128, 127).to(torch.int8))"
                     if codes.dtype.is_floating_point else "")
             raise TypeError(f"integer softmax expects int8 logit codes, got {codes.dtype}{hint}")
-        if codes.dim() == 0 or codes.shape[-1] != self.n_classes:
-            raise ValueError(f"integer softmax built for {self.n_classes} classes expects codes "
-                             f"of shape (..., {self.n_classes}), got {tuple(codes.shape)}")
+        if codes.dim() == 0 or codes.shape[-1] != self.num_classes:
+            raise ValueError(f"integer softmax built for {self.num_classes} classes expects codes "
+                             f"of shape (..., {self.num_classes}), got {tuple(codes.shape)}")
         return codes
 
     def __call__(self, codes: torch.Tensor) -> torch.Tensor:
-        """Probability codes (same shape, ``out_dtype``) of int8 logit codes (..., n_classes).
+        """Probability codes (same shape, ``prob_dtype``) of int8 logit codes
+        (..., num_classes).
 
-        The input is not modified. Each row's codes sum to ``out_max`` within
-        ``n_classes * error_bound_steps``.
+        The input is not modified. Each row's codes sum to ``prob_max`` within
+        ``num_classes * error_bound_steps``.
         """
         codes = self.check_codes(codes)
         if codes.numel() == 0:
-            return torch.empty(codes.shape, dtype=self.out_dtype)
+            return torch.empty(codes.shape, dtype=self.prob_dtype)
         gaps = codes.amax(-1, keepdim=True).to(torch.int64) - codes.to(torch.int64)
         return self.from_gaps(gaps)
 
@@ -199,37 +232,74 @@ class IntegerSoftmax:
         e = torch.take(self._table_t, gaps)
         s = e.sum(-1, keepdim=True)
         k = self.reciprocal_bits
-        r = torch.div(self.out_max << k, s, rounding_mode="floor")
+        r = torch.div(self.prob_max << k, s, rounding_mode="floor")
         p = torch.addcmul(self._half_t, e, r)
         p >>= k
-        return p.to(self.out_dtype)
+        return p.to(self.prob_dtype)
 
 
-def make_integer_softmax(logit_scale: float, n_classes: int,
-                         out_dtype: Any = "uint8") -> IntegerSoftmax:
-    """An `IntegerSoftmax` for int8 logits of real step ``logit_scale`` (> 0, finite).
+def make_integer_softmax(logit_scale: float, num_classes: int | None = None,
+                         prob_dtype: Any = None, *, n_classes: int | None = None,
+                         out_dtype: Any = None) -> IntegerSoftmax:
+    """An `IntegerSoftmax` for int8 logits of real step ``logit_scale``.
 
-    ``out_dtype``: "uint8" (probabilities in steps of 1/255) or "uint16" (1/65535). The table
-    is built exactly (cached per scale). Raises ValueError for a bad scale, class count or type.
+    Parameters
+    ----------
+    logit_scale : float
+        The real value of one logit code step; finite and > 0.
+    num_classes : int
+        The class count (the codes' last dimension), 1..2**30-1.
+    prob_dtype : str or torch.dtype
+        "uint8" (default: probabilities in steps of 1/255) or "uint16" (1/65535).
+    n_classes, out_dtype
+        Deprecated names of `num_classes` and `prob_dtype`.
+
+    Returns
+    -------
+    IntegerSoftmax
+        With its exp table built exactly (cached per scale).
+
+    Raises
+    ------
+    ValueError
+        For a bad scale, class count or probability type.
     """
+    what = "make_integer_softmax"
+    num_classes = renamed_keyword(num_classes, n_classes, "num_classes", "n_classes", what, None)
+    prob_dtype = renamed_keyword(prob_dtype, out_dtype, "prob_dtype", "out_dtype", what, "uint8")
     if isinstance(logit_scale, bool) or not isinstance(logit_scale, (int, float)):
         raise TypeError(f"logit_scale must be a real number, not {type(logit_scale).__name__}")
     if not (math.isfinite(logit_scale) and logit_scale > 0):
         raise ValueError(f"logit_scale must be finite and > 0, not {logit_scale!r}")
-    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or not 1 <= n_classes < 2**30:
-        raise ValueError(f"n_classes must be an int in 1..2**30-1, not {n_classes!r}")
-    dtype, top = softmax_out_dtype(out_dtype)
-    return IntegerSoftmax(logit_scale=float(logit_scale), n_classes=n_classes, out_dtype=dtype,
-                          out_max=top, table=_table(float(logit_scale), TABLE_FRAC_BITS))
+    if not is_int(num_classes) or not 1 <= num_classes < 2**30:
+        raise ValueError(f"num_classes must be an int in 1..2**30-1, not {num_classes!r}")
+    dtype, top = softmax_out_dtype(prob_dtype)
+    return IntegerSoftmax(logit_scale=float(logit_scale), num_classes=int(num_classes),
+                          prob_dtype=dtype, prob_max=top,
+                          table=_table(float(logit_scale), TABLE_FRAC_BITS))
 
 
-def integer_softmax(codes: torch.Tensor, logit_scale: float,
-                    out_dtype: Any = "uint8") -> torch.Tensor:
+def integer_softmax(codes: torch.Tensor, logit_scale: float, prob_dtype: Any = None, *,
+                    out_dtype: Any = None) -> torch.Tensor:
     """Integer softmax over the last dim of int8 ``codes`` (real logits ``codes * logit_scale``).
 
-    Returns probability codes of ``out_dtype`` (probability = code / 255 or / 65535); see
-    `IntegerSoftmax` for the proven error bound. A convenience around `make_integer_softmax`.
+    Parameters
+    ----------
+    codes : torch.Tensor
+        int8 logit codes (..., num_classes).
+    logit_scale : float
+        The real value of one code step.
+    prob_dtype : str or torch.dtype
+        "uint8" (default) or "uint16"; ``out_dtype`` is its deprecated name.
+
+    Returns
+    -------
+    torch.Tensor
+        Probability codes (probability = code / 255 or / 65535); see `IntegerSoftmax` for the
+        proven error bound. A convenience around `make_integer_softmax`.
     """
     if not isinstance(codes, torch.Tensor) or codes.dim() == 0:
         raise ValueError("integer_softmax needs a tensor of int8 codes with a class dimension")
-    return make_integer_softmax(logit_scale, codes.shape[-1], out_dtype)(codes)
+    prob_dtype = renamed_keyword(prob_dtype, out_dtype, "prob_dtype", "out_dtype",
+                                 "integer_softmax", "uint8")
+    return make_integer_softmax(logit_scale, codes.shape[-1], prob_dtype)(codes)

@@ -31,160 +31,49 @@ otherwise; the two compute the same bits (tested on every float32 mantissa).
 
 from __future__ import annotations
 
-import functools
-import math
 from dataclasses import dataclass
-from fractions import Fraction
 
-import mpmath
+import math
+
 import numpy as np
 import torch
 
-from .. import metrics, native
-from .._tensors import as_float_input, as_tensor, check_finite
-from ..scaled.calibrate import _quantile_rows
+from .. import metrics
+from .._tensors import as_float_input, as_tensor, check_finite, has_values
+from ..metrics import quantile_rows
+from ..policy import EncodingRangeError
+from .grid import (CODE_MAX, check_frac_bits, check_offset, decode_rel_error_bound,
+                   exact_log_code, exp2_float, offset_limits, rel_error_bound)
+from .kernels import decode_values, encode_codes
 
-__all__ = ["LogInt8", "GaussianLogTable", "gaussian_log_table", "exact_log_code",
-           "MAX_FRAC_BITS", "offset_limits", "check_offset"]
-
-MAX_FRAC_BITS = 6
-CODE_MAX = 127
-_LOG_BLOCK = 1 << 18
-
-
-def _check_frac_bits(frac_bits: object) -> int:
-    if isinstance(frac_bits, bool) or not isinstance(frac_bits, (int, np.integer)):
-        raise TypeError(f"frac_bits must be an int, got {type(frac_bits).__name__}")
-    if not 0 <= int(frac_bits) <= MAX_FRAC_BITS:
-        raise ValueError(f"frac_bits must lie in [0, {MAX_FRAC_BITS}], got {frac_bits}")
-    return int(frac_bits)
+__all__ = ["LogInt8", "calibrate_offset"]
 
 
-def offset_limits(frac_bits: int) -> tuple[int, int]:
-    """Smallest and largest `offset` whose 127 magnitudes are finite, nonzero float32 values.
-
-    The top magnitude must stay below 2**128 and the bottom one at or above 2**-149.
-    """
-    f = 1 << _check_frac_bits(frac_bits)
-    return -149 * f - 1, 128 * f - CODE_MAX - 1
-
-
-def check_offset(offset: object, frac_bits: int, name: str = "offset") -> int:
-    """``offset`` as an int, after checking it is an integer within `offset_limits`.
-
-    ``name`` says what the caller calls it in the error (e.g. "quant.mul: out_offset")."""
-    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(offset).__name__}")
-    lo, hi = offset_limits(frac_bits)
-    if not lo <= int(offset) <= hi:
-        raise ValueError(f"{name} {offset} puts magnitudes outside float32; with "
-                         f"frac_bits={frac_bits} it must lie in [{lo}, {hi}]")
-    return int(offset)
-
-
-def exact_log_code(a: float, frac_bits: int) -> int:
-    """round(2**frac_bits * log2(a)) for a float a > 0, in exact rational arithmetic."""
-    if not (isinstance(a, (float, int)) and math.isfinite(a) and a > 0):
-        raise ValueError(f"exact_log_code needs a finite a > 0, got {a}")
-    n = 1 << (_check_frac_bits(frac_bits) + 1)
-    r = Fraction(a)
-    num, den = r.numerator ** n, r.denominator ** n
-    e = num.bit_length() - den.bit_length()          # floor(log2(num/den)) or one more
-    if (num << max(0, -e)) < (den << max(0, e)):
-        e -= 1
-    return (e + 1) // 2
-
-
-@functools.lru_cache(maxsize=256)
-def _decode_table(offset: int, frac_bits: int, dtype: torch.dtype) -> torch.Tensor:
-    """256 values indexed by the code's byte (uint8 view): correctly rounded to `dtype`."""
-    f = 1 << frac_bits
-    table = np.zeros(256, dtype=np.float64)
-    with mpmath.workprec(160):                          # leaves the global precision alone
-        for m in range(1, CODE_MAX + 1):
-            v = mpmath.power(2, mpmath.mpf(m + offset) / f)
-            table[m] = float(v) if dtype == torch.float64 else _nearest_float32(v)
-            table[256 - m] = -table[m]
-    table[128] = math.nan                               # -128 is not a code
-    return torch.tensor(table, dtype=dtype)
-
-
-def _exp2_float(k: int, frac_bits: int) -> float:
-    """2**(k / 2**frac_bits) correctly rounded to float64."""
-    with mpmath.workprec(160):
-        return float(mpmath.power(2, mpmath.mpf(k) / (1 << frac_bits)))
-
-
-def _nearest_float32(v: mpmath.mpf) -> float:
-    c = np.float32(float(v))
-    best = c
-    for cand in (np.nextafter(c, np.float32(-np.inf)), np.nextafter(c, np.float32(np.inf))):
-        if abs(mpmath.mpf(float(cand)) - v) < abs(mpmath.mpf(float(best)) - v):
-            best = cand
-    return float(best)
-
-
-# --------------------------------------------------------------------------- Gaussian log
-@dataclass(frozen=True, eq=False)
-class GaussianLogTable:
-    """Integer tables of the Gaussian logarithms for log-domain addition and subtraction.
-
-    For a code difference d >= 0 (in steps of 2**-frac_bits octaves):
-    plus[d]  = round(2**F * log2(1 + 2**(-d / 2**F)))   so |a| + |b| has code  Lmax + plus[d]
-    minus[d] = round(2**F * log2(1 - 2**(-d / 2**F)))   so |a| - |b| has code  Lmax + minus[d]
-    (d >= 1; d = 0 in a subtraction is an exact zero). Both vanish for d >= len(plus) and d >=
-    len(minus). Because the operands lie on the grid, Lmax + round(g(d)) = round(Lmax + g(d)):
-    each table sum or difference is the correctly rounded log-domain result, so its relative
-    error obeys the encoder's bound 2**(2**-(F+1)) - 1 (checked exhaustively in the tests).
-    """
-
-    frac_bits: int
-    plus: torch.Tensor
-    minus: torch.Tensor
-
-    @property
-    def size(self) -> int:
-        """Entries stored (both tables)."""
-        return self.plus.numel() + self.minus.numel()
-
-    def lookup_plus(self, d: torch.Tensor) -> torch.Tensor:
-        """plus[d] for a tensor of differences d >= 0 (0 beyond the table)."""
-        n = self.plus.numel()
-        return torch.where(d < n, self.plus[d.clamp(max=n - 1)], 0)
-
-    def lookup_minus(self, d: torch.Tensor) -> torch.Tensor:
-        """minus[d] for d >= 1 (0 beyond the table; the d = 0 entry is never used)."""
-        n = self.minus.numel()
-        return torch.where(d < n, self.minus[d.clamp(max=n - 1)], 0)
-
-
-@functools.lru_cache(maxsize=None)
-def gaussian_log_table(frac_bits: int = 3) -> GaussianLogTable:
-    """The `GaussianLogTable` for `frac_bits` (computed once with 160-bit mpmath)."""
-    f = 1 << _check_frac_bits(frac_bits)
-
-    def entry(d: int, sign: int) -> int:
-        with mpmath.workprec(160):
-            return int(mpmath.nint(f * mpmath.log(1 + sign * mpmath.power(2, -mpmath.mpf(d) / f),
-                                                  2)))
-
-    plus, minus = [], [0]
-    while (v := entry(len(plus), 1)) != 0:             # both shrink monotonically to 0
-        plus.append(v)
-    while (v := entry(len(minus), -1)) != 0:
-        minus.append(v)
-    return GaussianLogTable(frac_bits, torch.tensor(plus, dtype=torch.int64),
-                            torch.tensor(minus, dtype=torch.int64))
-
-
-# ------------------------------------------------------------------------------- LogInt8
 @dataclass(frozen=True, eq=False, repr=False)
 class LogInt8(metrics.DecodeErrorMetrics):
-    """Log-domain 8-bit encoding (see the module docstring for the layout and its bounds).
+    """Log-domain 8-bit encoding (see `quant.logdomain` for the layout and its bounds).
 
-    Fields: `codes` (int8 tensor, values in [-127, 127]), `offset` (int) and `frac_bits`
-    (int, 0..6). Build it from data with `LogInt8.encode` or directly from codes and
-    parameters; direct construction validates them.
+    Attributes
+    ----------
+    codes : torch.Tensor
+        int8, values in [-127, 127]. The constructor copies the caller's tensor.
+    offset : int
+        Places the 127 magnitudes: code m stands for 2**((m + offset) / 2**frac_bits).
+    frac_bits : int
+        Fractional bits of the log2 magnitude, 0..6 (3 by default: steps of 2**(1/8)).
+
+    Notes
+    -----
+    Build it from data with `LogInt8.encode` or directly from codes and parameters; direct
+    construction validates them. Two encodings are ``==`` when codes, offset and frac_bits
+    are equal; they are unhashable.
+
+    Examples
+    --------
+    >>> import torch, quant
+    >>> e = quant.LogInt8.encode(torch.tensor([1.0, -0.5]), offset=-127)
+    >>> e.codes.tolist(), e.decode().tolist()
+    ([127, -119], [1.0, -0.5])
     """
 
     codes: torch.Tensor
@@ -197,9 +86,10 @@ class LogInt8(metrics.DecodeErrorMetrics):
             raise TypeError(f"LogInt8 codes must be an int8 tensor, got {codes.dtype}"
                             + ("; use LogInt8.encode to encode real values"
                                if codes.is_floating_point() else ""))
-        f = _check_frac_bits(self.frac_bits)
+        f = check_frac_bits(self.frac_bits)
         offset = check_offset(self.offset, f)
-        if codes.numel() and bool((codes == -128).any()):
+        codes = codes.clone()                   # the encoding owns its codes (never aliased)
+        if codes.numel() and has_values(codes) and bool((codes == -128).any()):
             raise ValueError("-128 is not a LogInt8 code (codes lie in [-127, 127])")
         object.__setattr__(self, "codes", codes)
         object.__setattr__(self, "offset", offset)
@@ -207,11 +97,22 @@ class LogInt8(metrics.DecodeErrorMetrics):
 
     @classmethod
     def _trusted(cls, codes: torch.Tensor, offset: int, frac_bits: int) -> LogInt8:
+        """Construct without validation (for results this package has just computed)."""
         obj = object.__new__(cls)
         object.__setattr__(obj, "codes", codes)
         object.__setattr__(obj, "offset", int(offset))
         object.__setattr__(obj, "frac_bits", int(frac_bits))
         return obj
+
+    def __eq__(self, other: object) -> bool:
+        """Equal by value: codes, offset and frac_bits."""
+        if not isinstance(other, LogInt8):
+            return NotImplemented
+        return (self.offset, self.frac_bits) == (other.offset, other.frac_bits) and \
+            self.codes.shape == other.codes.shape and \
+            torch.equal(self.codes.cpu(), other.codes.cpu())
+
+    __hash__ = None  # type: ignore[assignment]  # equal by (mutable) value: unhashable
 
     # ----------------------------------------------------------------------------- encode
     @classmethod
@@ -220,40 +121,65 @@ class LogInt8(metrics.DecodeErrorMetrics):
                percentile: float = 99.99) -> LogInt8:
         """Encode real values (torch tensor or numpy array; never modified).
 
-        offset: None calibrates it so that the largest |x| ('max') or the `percentile`-th
-        percentile of the nonzero |x| ('percentile') gets magnitude code 127, clamped to
-        `offset_limits`; all-zero data get offset -127 (top magnitude 1.0). An empty tensor
-        needs an explicit offset and encodes to empty codes. NaN or infinity raise ValueError.
+        Parameters
+        ----------
+        x : torch.Tensor or numpy.ndarray
+            Real values; the codes are made on x's device.
+        offset : int, optional
+            None calibrates it (`calibrate_offset`) so that the largest |x| ('max') or the
+            `percentile`-th percentile of the nonzero |x| ('percentile') gets magnitude code
+            127; all-zero data get offset -127 (top magnitude 1.0).
+        frac_bits : int
+            0..6.
+        calibration : str
+            'max' or 'percentile'.
+        percentile : float
+            In (0, 100].
+
+        Returns
+        -------
+        LogInt8
+            Every code is the nearest one to log2|x| (exact, float64 inputs too); values above
+            the top magnitude saturate to +-127 and values below half a step under the
+            bottom one flush to 0, as documented in `quant.logdomain`.
+
+        Raises
+        ------
+        ValueError
+            NaN or infinity, bad parameters, an empty tensor without an offset.
+        EncodingRangeError
+            When a calibrated offset cannot reach the data (magnitudes live in float32: the
+            largest |x| beyond ~3.4e38 would saturate, one below ~1e-45 would flush to 0).
         """
         xf = as_float_input(x, "LogInt8.encode")
-        f = _check_frac_bits(frac_bits)
+        f = check_frac_bits(frac_bits)
         if calibration not in ("max", "percentile"):
             raise ValueError(f"unknown LogInt8 calibration {calibration!r}; use 'max' or "
                              f"'percentile'")
         if offset is None:
             offset = calibrate_offset(xf, f, calibration, percentile)
         offset = check_offset(offset, f)
-        codes = _encode_kernel(xf.contiguous().reshape(-1), offset, f, xf)
+        codes = encode_codes(xf.contiguous().reshape(-1), offset, f, xf)
         return cls._trusted(codes.reshape(xf.shape), offset, f)
 
     # ----------------------------------------------------------------------------- decode
     def decode(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Values sign * 2**((|code| + offset) / 2**frac_bits), correctly rounded to `dtype`."""
+        """Values sign * 2**((|code| + offset) / 2**frac_bits), correctly rounded to `dtype`.
+
+        Parameters
+        ----------
+        dtype : torch.dtype
+            torch.float32 (default) or torch.float64.
+
+        Returns
+        -------
+        torch.Tensor
+            A new tensor on the codes' device. `rel_error_bound_for` states the error
+            bound of this decode against the values encoded.
+        """
         if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"decode produces float32 or float64, not {dtype}")
-        table = _decode_table(self.offset, self.frac_bits, dtype)
-        flat = self.codes.contiguous().reshape(-1).view(torch.uint8)
-        out = torch.empty(flat.shape, dtype=dtype)
-        if native.available() and flat.device.type == "cpu":
-            native.byte_lookup(flat, table, out)
-            return out.reshape(self.codes.shape)
-        idx = torch.empty(max(1, min(flat.numel(), 1 << 20)), dtype=torch.int32)
-        for i in range(0, flat.numel(), idx.numel()):
-            n = min(idx.numel(), flat.numel() - i)
-            ib = idx[:n]
-            ib.copy_(flat[i:i + n])
-            torch.index_select(table, 0, ib, out=out[i:i + n])
-        return out.reshape(self.codes.shape)
+            raise ValueError(f"decode produces torch.float32 or torch.float64, not {dtype!r}")
+        return decode_values(self.codes, self.offset, self.frac_bits, dtype)
 
     def sign_magnitude_bits(self) -> torch.Tensor:
         """The codes as uint8 bytes sign << 7 | m (m = |code|); zero is 0x00."""
@@ -267,19 +193,20 @@ class LogInt8(metrics.DecodeErrorMetrics):
         return self.codes.shape
 
     @property
-    def step_log2(self) -> float:
-        """log2 of the ratio between consecutive magnitudes: 2**-frac_bits."""
-        return 2.0 ** -self.frac_bits
+    def nbytes(self) -> int:
+        """Bytes as stored: one per code, and 2 for the offset (11 bits) and frac_bits
+        (3 bits) packed together."""
+        return self.codes.numel() + 2
 
     @property
     def max_magnitude(self) -> float:
         """Largest representable |value| (code 127), as the float64 nearest to it."""
-        return _exp2_float(CODE_MAX + self.offset, self.frac_bits)
+        return exp2_float(CODE_MAX + self.offset, self.frac_bits)
 
     @property
     def min_magnitude(self) -> float:
         """Smallest nonzero representable |value| (code 1)."""
-        return _exp2_float(1 + self.offset, self.frac_bits)
+        return exp2_float(1 + self.offset, self.frac_bits)
 
     @property
     def dynamic_range_db(self) -> float:
@@ -288,14 +215,34 @@ class LogInt8(metrics.DecodeErrorMetrics):
 
     @property
     def log2_error_bound(self) -> float:
-        """Largest |log2(decode / x)| for x inside the range: half a step."""
+        """Largest |log2(v / x)| for x inside the range, v the exact value of its code: half
+        a step."""
         return 2.0 ** -(self.frac_bits + 1)
 
     @property
     def rel_error_bound(self) -> float:
-        """Largest |decode - x| / |x| for x inside the range: 2**(2**-(F+1)) - 1."""
-        return rel_error_bound(self.frac_bits)
+        """Largest |decode() - x| / |x| for x inside the range, for the default (float32)
+        decode: `rel_error_bound_for(torch.float32)`."""
+        return self.rel_error_bound_for(torch.float32)
 
+    def rel_error_bound_for(self, dtype: torch.dtype = torch.float32) -> float:
+        """Largest |decode(dtype) - x| / |x| for x inside the range.
+
+        Parameters
+        ----------
+        dtype : torch.dtype
+            The decode's output dtype.
+
+        Returns
+        -------
+        float
+            The exact worst case over this encoding's 127 magnitudes (`decode_rel_error_bound`):
+            the grid's 2**(2**-(F+1)) - 1 (`quant.logdomain.rel_error_bound`) plus about one
+            rounding of `dtype` (more where float32 decodes land on subnormals).
+        """
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"decode produces torch.float32 or torch.float64, not {dtype!r}")
+        return decode_rel_error_bound(self.offset, self.frac_bits, dtype)
 
     def __repr__(self) -> str:
         return (f"LogInt8(shape={tuple(self.shape)}, offset={self.offset}, "
@@ -303,16 +250,37 @@ class LogInt8(metrics.DecodeErrorMetrics):
                 f"{self.max_magnitude:.4g}])")
 
 
-def rel_error_bound(frac_bits: int) -> float:
-    """2**(2**-(frac_bits+1)) - 1: the in-range relative error bound of a LogInt8 value."""
-    return math.expm1(math.log(2.0) * 2.0 ** -(_check_frac_bits(frac_bits) + 1))
-
-
 def calibrate_offset(x: torch.Tensor, frac_bits: int, calibration: str = "max",
                      percentile: float = 99.99) -> int:
-    """Offset that gives the largest (or `percentile`-th percentile) |x| magnitude code 127."""
+    """Offset that gives the largest (or `percentile`-th percentile) |x| magnitude code 127.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        float32/float64 values, not empty.
+    frac_bits : int
+        The grid's fractional bits.
+    calibration : str
+        'max' or 'percentile'.
+    percentile : float
+        In (0, 100], of the nonzero |x|.
+
+    Returns
+    -------
+    int
+        The offset, within `offset_limits`; -127 for all-zero data.
+
+    Raises
+    ------
+    EncodingRangeError
+        If the top magnitude cannot get a code in 1..127 at any offset inside the limits
+        (it would saturate or flush to zero).
+    """
     if x.numel() == 0:
         raise ValueError("cannot calibrate a LogInt8 offset from an empty tensor; pass offset=")
+    if not has_values(x):
+        raise ValueError("LogInt8.encode: a meta tensor has no values to calibrate an offset "
+                         "from; pass offset=")
     lo, hi = torch.aminmax(x.reshape(-1))       # one pass, no |x| temporary for 'max'
     top = torch.maximum(-lo, hi)
     if not bool(torch.isfinite(top)):
@@ -323,79 +291,16 @@ def calibrate_offset(x: torch.Tensor, frac_bits: int, calibration: str = "max",
         a = x.abs().reshape(-1)
         nz = a[a > 0]
         if nz.numel():                  # numpy's default (linear) percentile, as for scales
-            top = _quantile_rows(nz.reshape(1, -1), percentile / 100.0)[0]
+            top = quantile_rows(nz.reshape(1, -1), percentile / 100.0)[0]
     lo, hi = offset_limits(frac_bits)
     if float(top) == 0.0:
         return max(lo, min(hi, -CODE_MAX))
-    return max(lo, min(hi, exact_log_code(float(top), frac_bits) - CODE_MAX))
-
-
-def _encode_window(offset: int, frac_bits: int) -> tuple[float, float, float, int]:
-    """(scale, w_lo, w_hi, k) of the encoder: see `_encode_torch`."""
-    n = 1 << (frac_bits + 1)
-    c = 0 if -1022 < 2 * offset + 1 - 64 and 2 * offset + 253 + 64 < 1023 else \
-        round((2 * offset + 128) / n)
-    k = n * c - 2 * offset - 1022
-    w_lo = 2.0 ** (-k - 1023)
-    w_hi = math.ldexp(2.0 - 2.0 ** -52, 255 - k - 1023)
-    return 2.0 ** -c, w_lo, w_hi, k
-
-
-def _encode_kernel(x: torch.Tensor, offset: int, frac_bits: int, source: torch.Tensor
-                   ) -> torch.Tensor:
-    """int8 codes of a flat float32/float64 tensor: the fused native loop where it is built
-    (`quant.native.available()`), else the torch passes; both compute the same bits."""
-    if native.available() and x.device.type == "cpu":
-        codes = torch.empty(x.numel(), dtype=torch.int8)
-        scale, w_lo, w_hi, k = _encode_window(offset, frac_bits)
-        if native.log_encode(x, codes, scale, frac_bits + 1, w_lo, w_hi, k // 2):
-            check_finite(source, "LogInt8.encode")
-        return codes
-    return _encode_torch(x, offset, frac_bits, source)
-
-
-def _encode_torch(x: torch.Tensor, offset: int, frac_bits: int, source: torch.Tensor
-                  ) -> torch.Tensor:
-    """Codes of a flat float tensor: see "Exactness of the encoder" in the module docstring.
-
-    With n = 2**(F+1), v = |x| * 2**-c and w = v**n (n exact-enough float64 squarings), the
-    code is m = (e >> 1) + K/2 where e is w's biased exponent and K = n*c - 2*offset - 1022
-    (even). c centres the code window so that every rounding boundary falls on a normal w
-    (c = 0 whenever that already holds, saving a pass); clamping w first keeps m in [0, 127]
-    (values beyond saturate / flush). The sign comes from the input's sign bit:
-    code = (m ^ s) - s with s in {0, -1}. A per-block sum of x catches NaN and infinity.
-    """
-    scale, w_lo, w_hi, k = _encode_window(offset, frac_bits)
-    ibits = torch.int32 if x.dtype == torch.float32 else torch.int64
-    sign_shift = 31 if x.dtype == torch.float32 else 63
-    xb = x.view(ibits)
-    total = x.numel()
-    codes = torch.empty(total, dtype=torch.int8)
-    bsz = min(total, _LOG_BLOCK)
-    w = torch.empty(bsz, dtype=torch.float64)
-    sbits = torch.empty(bsz, dtype=ibits)
-    s8 = torch.empty(bsz, dtype=torch.int8)
-    nblocks = -(-total // bsz) if total else 0
-    sums = torch.empty(nblocks, dtype=x.dtype)
-    for b in range(nblocks):
-        i = b * bsz
-        j = min(total, i + bsz)
-        wb, sb, cb = w[:j - i], s8[:j - i], codes[i:j]
-        wb.copy_(x[i:j])                                # the one read of x from memory
-        torch.bitwise_right_shift(xb[i:j], sign_shift, out=sbits[:j - i])
-        if scale != 1.0:
-            wb.mul_(scale)                              # exact: a power of two
-        for _ in range(frac_bits + 1):
-            wb.square_()
-        torch.sum(x[i:j], dim=0, out=sums[b])           # NaN / inf show up here (cached)
-        wb.clamp_(w_lo, w_hi)
-        e = wb.view(torch.int64)
-        e.bitwise_right_shift_(53)
-        cb.copy_(e)                                     # byte arithmetic is exact mod 256,
-        cb.add_(k // 2)                                 # and the code lies in [0, 127]
-        sb.copy_(sbits[:j - i])
-        cb.bitwise_xor_(sb)
-        cb.sub_(sb)
-    if nblocks and not bool(torch.isfinite(sums).all()):
-        check_finite(source, "LogInt8.encode")     # raises unless the sum merely overflowed
-    return codes
+    code = exact_log_code(float(top), frac_bits)
+    offset = max(lo, min(hi, code - CODE_MAX))
+    if not 1 <= code - offset <= CODE_MAX:
+        raise EncodingRangeError(
+            f"LogInt8.encode: the largest |x| = {float(top):.4g} cannot get a code: magnitudes "
+            f"live in float32 (offsets {lo}..{hi} for frac_bits={frac_bits}), so it would "
+            f"{'saturate' if code - offset > CODE_MAX else 'flush to 0'}; scale the data first "
+            f"or pass offset= to choose the saturation deliberately")
+    return offset

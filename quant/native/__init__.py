@@ -23,8 +23,11 @@ try:
 except ImportError:                     # no compiler at install time: torch paths only
     _native = None
 
-__all__ = ["available", "byte_lookup", "describe", "log_encode", "scaled_encode_f32",
-           "softmax_head"]
+__all__ = ["IMPLEMENTATIONS", "available", "implementation", "byte_lookup", "describe",
+           "log_encode", "scaled_encode_f32", "softmax_head"]
+
+IMPLEMENTATIONS = ("native", "torch")
+"""The two implementations of every loop: the compiled one and the torch passes."""
 
 _MIN_CHUNK = 1 << 16                    # below this a thread hand-off costs more than it saves
 
@@ -45,6 +48,28 @@ _SHARED_OPENMP = _torch_shares_openmp()
 def available() -> bool:
     """True if the compiled loops are built and not disabled by ``QUANT_NATIVE=0``."""
     return _native is not None and os.environ.get("QUANT_NATIVE", "1") != "0"
+
+
+def implementation(*tensors: torch.Tensor) -> str:
+    """Which loops quant runs for these tensors: "native" or "torch".
+
+    The one place that picks. "native" when the compiled loops are `available` and every
+    tensor given is a CPU tensor (the loops read host memory); "torch" otherwise (no
+    extension, ``QUANT_NATIVE=0``, or a CUDA / meta tensor). Both compute the same bits.
+
+    Parameters
+    ----------
+    *tensors : torch.Tensor
+        The tensors the loop would read or write.
+
+    Returns
+    -------
+    str
+        "native" or "torch".
+    """
+    if available() and all(t.device.type == "cpu" for t in tensors):
+        return "native"
+    return "torch"
 
 
 def describe() -> str:
@@ -108,7 +133,7 @@ def log_encode(x: torch.Tensor, out: torch.Tensor, scale: float, rounds: int, lo
                hi: float, k2: int) -> bool:
     """Fill int8 `out` with LogInt8 codes of the flat contiguous float32/float64 tensor `x`.
 
-    Parameters are those of the torch path (quant.logdomain._encode_window). Returns True if
+    Parameters are those of the torch path (quant.logdomain.kernels.encode_window). Returns True if
     `x` holds NaN or infinity (the codes are then meaningless). Requires `available()`.
     """
     _require()

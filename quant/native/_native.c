@@ -5,23 +5,25 @@
  * float32 mantissa for LogInt8); all parameters are derived in Python.
  *
  * log_encode: LogInt8 codes from the exponent bits of w = (x * scale) ** (2 ** rounds)
- *   (quant/logdomain.py, _encode_torch). No libm call, and -ffp-contract=off rules out FMA
+ *   (quant/logdomain/kernels.py, encode_torch); float64 inputs next to a code boundary are
+ *   marked -128 for an exact decision in Python. No libm call, and -ffp-contract=off rules out FMA
  *   contraction. w >= 0 after the squarings, so its bits are read unsigned (a logical shift
  *   vectorises where a 64-bit arithmetic one does not).
  * scaled_encode_f32: ScaledInt8's float32 per-tensor encode, one division and a
- *   round-half-even (quant/scaled.py, _encode_fused_float32).
+ *   round-half-even (quant/scaled/kernels.py, encode_fused_float32).
  * byte_lookup: decoding, a 256-entry table lookup per code byte.
  * softmax_head: the integer softmax-regression pipeline after its matmul (requantization,
- *   row max, table exp, reciprocal; quant/integer_linear.py and quant/integer_softmax.py).
+ *   row max, table exp, reciprocal; quant/integer/linear.py and quant/integer/softmax.py).
  *
- * The loops release the GIL and run on `nthreads` OpenMP threads. quant/native/__init__.py asks for more
- * than one only when this module's OpenMP runtime is torch's own (the same libgomp, found by
- * soname when torch is imported first), so the work lands on torch's thread team rather than
- * competing with it; otherwise it splits the work over Python threads itself.
+ * The loops release the GIL and run on `nthreads` OpenMP threads. quant/native/__init__.py
+ * asks for more than one only when this module's OpenMP runtime is torch's own (the same
+ * libgomp, found by soname when torch is imported first), so the work lands on torch's thread
+ * team rather than competing with it; otherwise it splits the work over Python threads itself.
  */
 #define _GNU_SOURCE                     /* dladdr */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -44,38 +46,69 @@ static inline int64_t bits64(double w) { int64_t b; memcpy(&b, &w, 8); return b;
 static inline uint64_t ubits64(double w) { uint64_t b; memcpy(&b, &w, 8); return b; }
 static inline int32_t bits32(float w) { int32_t b; memcpy(&b, &w, 4); return b; }
 
-/* Returns 1 if any input is NaN or infinite (the caller then reports which), else 0. */
-#define LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, ROUNDS)                              \
+/* Every entry point holds Py_buffers; these release them all, and raise ValueError once. */
+#define BUFFERS(...) (Py_buffer *[]){__VA_ARGS__}, \
+    (int)(sizeof((Py_buffer *[]){__VA_ARGS__}) / sizeof(Py_buffer *))
+
+static void
+release_buffers(Py_buffer *const *bufs, int n)
+{
+    for (int i = 0; i < n; i++)
+        PyBuffer_Release(bufs[i]);
+}
+
+static PyObject *
+fail_with_buffers(Py_buffer *const *bufs, int n, const char *fmt, ...)
+{
+    va_list ap;
+    release_buffers(bufs, n);
+    va_start(ap, fmt);
+    PyErr_FormatV(PyExc_ValueError, fmt, ap);
+    va_end(ap);
+    return NULL;
+}
+
+/* Returns 1 if any input is NaN or infinite (the caller then reports which), else 0.
+ * NEAR (float64 input only): the squarings of a 53-bit mantissa are not exact, so a w within
+ * 2**(ROUNDS+3) ulps of a power of two (a code boundary; the rounding error is below
+ * 2**(ROUNDS+1) ulps) may sit on the wrong side of it. Such an element, unless x is zero or a
+ * power of two (whose squares are exact), gets the marker -128 (never a code) and quant
+ * decides it in exact arithmetic (quant/logdomain/kernels.py, resolve_marked). */
+#define LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, ROUNDS, NEAR)                        \
     do {                                                                                  \
         int bad = 0;                                                                      \
+        const uint64_t band = (uint64_t)1 << ((ROUNDS) + 3), mant = ((uint64_t)1 << 52) - 1; \
         for (Py_ssize_t i = 0; i < n; i++) {                                              \
             T xv = x[i];                                                                  \
             __typeof__(BITS(xv)) xb = BITS(xv);                                           \
             bad |= (xb & EXP_MASK) == EXP_MASK;                                           \
             double w = (double)xv * scale;                                                \
             for (int r = 0; r < ROUNDS; r++) w = w * w;                                   \
+            uint64_t wb = ubits64(w), wm = wb & mant, we = wb >> 52;                      \
+            int near = NEAR && we != 0 && we != 0x7ff && (wm <= band || wm >= mant - band) \
+                && ((uint64_t)xb & mant) != 0;                                            \
             w = w < lo ? lo : w;                                                          \
             w = w > hi ? hi : w;                                                          \
             int32_t m = (int32_t)(ubits64(w) >> 53) + k2;                                 \
             int32_t s = (int32_t)(xb >> SIGN_SHIFT);                                      \
-            out[i] = (int8_t)((m ^ s) - s);                                               \
+            out[i] = near ? (int8_t)-128 : (int8_t)((m ^ s) - s);                         \
         }                                                                                 \
         return bad;                                                                       \
     } while (0)
 
-#define DEFINE_LOG_ENCODE(NAME, T, BITS, EXP_MASK, SIGN_SHIFT)                              \
+#define DEFINE_LOG_ENCODE(NAME, T, BITS, EXP_MASK, SIGN_SHIFT, NEAR)                            \
     static inline int NAME##_r(const T *restrict x, int8_t *restrict out, Py_ssize_t n,    \
                                double scale, const int rounds, double lo, double hi,       \
                                int32_t k2)                                                 \
     {                                                                                     \
         switch (rounds) {                                                                 \
-        case 1: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 1);                        \
-        case 2: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 2);                        \
-        case 3: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 3);                        \
-        case 4: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 4);                        \
-        case 5: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 5);                        \
-        case 6: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 6);                        \
-        default: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 7);                       \
+        case 1: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 1, NEAR);                        \
+        case 2: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 2, NEAR);                        \
+        case 3: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 3, NEAR);                        \
+        case 4: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 4, NEAR);                        \
+        case 5: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 5, NEAR);                        \
+        case 6: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 6, NEAR);                        \
+        default: LOG_ENCODE_BODY(T, BITS, EXP_MASK, SIGN_SHIFT, 7, NEAR);                       \
         }                                                                                 \
     }                                                                                     \
     QUANT_CLONES static int NAME(const T *x, int8_t *out, Py_ssize_t n, double scale,     \
@@ -84,8 +117,8 @@ static inline int32_t bits32(float w) { int32_t b; memcpy(&b, &w, 4); return b; 
         return NAME##_r(x, out, n, scale, rounds, lo, hi, k2);                            \
     }
 
-DEFINE_LOG_ENCODE(log_encode_f32, float, bits32, (int32_t)0x7f800000, 31)
-DEFINE_LOG_ENCODE(log_encode_f64, double, bits64, (int64_t)0x7ff0000000000000LL, 63)
+DEFINE_LOG_ENCODE(log_encode_f32, float, bits32, (int32_t)0x7f800000, 31, 0)
+DEFINE_LOG_ENCODE(log_encode_f64, double, bits64, (int64_t)0x7ff0000000000000LL, 63, 1)
 
 static PyObject *
 py_log_encode_impl(PyObject *self, PyObject *args)
@@ -98,14 +131,10 @@ py_log_encode_impl(PyObject *self, PyObject *args)
                           &hi, &k2, &nthreads))
         return NULL;
     if ((itemsize != 4 && itemsize != 8) || rounds < 1 || rounds > 7
-        || xin.len % itemsize != 0 || xout.len != xin.len / itemsize) {
-        PyBuffer_Release(&xin);
-        PyBuffer_Release(&xout);
-        PyErr_Format(PyExc_ValueError,
-                     "log_encode: bad arguments (itemsize %d, rounds %d, %zd input bytes, "
-                     "%zd output bytes)", itemsize, rounds, xin.len, xout.len);
-        return NULL;
-    }
+        || xin.len % itemsize != 0 || xout.len != xin.len / itemsize)
+        return fail_with_buffers(BUFFERS(&xin, &xout),
+                                 "log_encode: bad arguments (itemsize %d, rounds %d, %zd input "
+                                 "bytes, %zd output bytes)", itemsize, rounds, xin.len, xout.len);
     Py_ssize_t n = xout.len, nchunks = NCHUNKS(n);
     const char *xb = (const char *)xin.buf;
     int8_t *ob = (int8_t *)xout.buf;
@@ -123,8 +152,7 @@ py_log_encode_impl(PyObject *self, PyObject *args)
                                   (int32_t)k2);
     }
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&xin);
-    PyBuffer_Release(&xout);
+    release_buffers(BUFFERS(&xin, &xout));
     return PyBool_FromLong(bad);
 }
 
@@ -160,14 +188,11 @@ py_scaled_encode_f32(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "y*w*fffii", &xin, &xout, &scale, &lo, &hi, &zp, &nthreads))
         return NULL;
     if (xin.len % 4 != 0 || xout.len != xin.len / 4 || !(lo <= hi) || lo < -512.0f
-        || hi > 512.0f) {
-        PyBuffer_Release(&xin);
-        PyBuffer_Release(&xout);
-        PyErr_Format(PyExc_ValueError,
-                     "scaled_encode_f32: bad arguments (%zd input bytes, %zd output bytes, "
-                     "bounds [%g, %g])", xin.len, xout.len, (double)lo, (double)hi);
-        return NULL;
-    }
+        || hi > 512.0f)
+        return fail_with_buffers(BUFFERS(&xin, &xout),
+                                 "scaled_encode_f32: bad arguments (%zd input bytes, %zd output "
+                                 "bytes, bounds [%g, %g])", xin.len, xout.len, (double)lo,
+                                 (double)hi);
     Py_ssize_t n = xout.len, nchunks = NCHUNKS(n);
     const float *xb = (const float *)xin.buf;
     uint8_t *ob = (uint8_t *)xout.buf;
@@ -180,8 +205,7 @@ py_scaled_encode_f32(PyObject *self, PyObject *args)
         bad |= scaled_encode_f32(xb + i, ob + i, CHUNK_LEN(c, n), scale, lo, hi, (int32_t)zp);
     }
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&xin);
-    PyBuffer_Release(&xout);
+    release_buffers(BUFFERS(&xin, &xout));
     return PyBool_FromLong(bad);
 }
 
@@ -204,16 +228,11 @@ py_byte_lookup(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "y*y*w*i", &codes, &table, &out, &nthreads))
         return NULL;
     Py_ssize_t n = codes.len, item = table.len / 256;
-    if ((item != 4 && item != 8) || table.len != 256 * item || out.len != n * item) {
-        PyBuffer_Release(&codes);
-        PyBuffer_Release(&table);
-        PyBuffer_Release(&out);
-        PyErr_Format(PyExc_ValueError,
-                     "byte_lookup: need a 256-entry table of 4- or 8-byte items and an output "
-                     "of one item per code (%zd codes, %zd table bytes, %zd output bytes)",
-                     n, table.len, out.len);
-        return NULL;
-    }
+    if ((item != 4 && item != 8) || table.len != 256 * item || out.len != n * item)
+        return fail_with_buffers(BUFFERS(&codes, &table, &out),
+                                 "byte_lookup: need a 256-entry table of 4- or 8-byte items and "
+                                 "an output of one item per code (%zd codes, %zd table bytes, "
+                                 "%zd output bytes)", n, table.len, out.len);
     Py_ssize_t nchunks = NCHUNKS(n);
     const uint8_t *cb = (const uint8_t *)codes.buf;
     (void)nthreads;
@@ -227,14 +246,13 @@ py_byte_lookup(PyObject *self, PyObject *args)
             byte_lookup_8(cb + i, (const uint64_t *)table.buf, (uint64_t *)out.buf + i, m);
     }
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&codes);
-    PyBuffer_Release(&table);
-    PyBuffer_Release(&out);
+    release_buffers(BUFFERS(&codes, &table, &out));
     Py_RETURN_NONE;
 }
 
-/* The integer pipeline after its matmul (quant/integer_linear.py: _raw_wide, _requantize,
- * _gaps, then IntegerSoftmax.from_gaps), one row at a time, in the same int64 operations:
+/* The integer pipeline after its matmul (quant/integer/linear.py: wide_product,
+ * requantize_ties_up, gaps, then IntegerSoftmax.from_gaps), one row at a time, in the same
+ * int64 operations:
  *   acc = (planes == 2 ? lo + 2 * hi : acc)     from fp32 carriers or int32 accumulators
  *   z   = (acc * mult + off) >> shift           per class, arithmetic shift (floor)
  *   d   = min(max(z) - z, 255);  e = table[d];  s = sum(e)
@@ -334,12 +352,9 @@ py_softmax_head(PyObject *self, PyObject *args)
             if (sh < 1 || sh > 62) { why = "shifts must lie in 1..62"; break; }
         }
     }
-    if (why) {
-        PyBuffer_Release(&car); PyBuffer_Release(&mult); PyBuffer_Release(&off);
-        PyBuffer_Release(&shift); PyBuffer_Release(&table); PyBuffer_Release(&out);
-        PyErr_Format(PyExc_ValueError, "softmax_head: %s", why);
-        return NULL;
-    }
+    if (why)
+        return fail_with_buffers(BUFFERS(&car, &mult, &off, &shift, &table, &out),
+                                 "softmax_head: %s", why);
     const Py_ssize_t block = 256;
     Py_ssize_t nblocks = (rows + block - 1) / block;
     int bad = 0;
@@ -354,8 +369,7 @@ py_softmax_head(PyObject *self, PyObject *args)
                                  (int)out_item);
     }
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&car); PyBuffer_Release(&mult); PyBuffer_Release(&off);
-    PyBuffer_Release(&shift); PyBuffer_Release(&table); PyBuffer_Release(&out);
+    release_buffers(BUFFERS(&car, &mult, &off, &shift, &table, &out));
     if (bad & 2)
         return PyErr_NoMemory();
     if (bad) {
@@ -399,7 +413,7 @@ static PyMethodDef methods[] = {
      "softmax_head(carrier, is_float, planes, mult, off, shift, table, k, out_max, out,\n"
      "             nthreads) -> None\n\n"
      "The integer pipeline after its matmul: requantize, row max, table exp, reciprocal and\n"
-     "probability codes, row by row (see quant/integer_linear.py). Releases the GIL."},
+     "probability codes, row by row (see quant/integer/linear.py). Releases the GIL."},
     {"openmp_library", py_openmp_library, METH_NOARGS,
      "openmp_library() -> str | None\n\n"
      "Path of the OpenMP runtime these loops use (None: built without OpenMP)."},

@@ -9,8 +9,9 @@ Conventions (stated once, used everywhere):
   int8 range the negative side may use code -128.
 - A free zero point (asymmetric) stretches [min(lo, 0), max(hi, 0)] over [qmin, qmax]: zero is
   always exactly representable (padding and ReLU outputs stay exact), as in torch's observers.
-- A range of zero width (all-zero data) gets scale 1.0; scales are kept >= 2**-126 so that
-  their float32 reciprocal is finite.
+- A range of zero width (all-zero data) gets scale 1.0. A nonzero range whose scale would
+  leave float32 (above its max, or below its smallest normal 2**-126, where the codes would
+  flush towards zero) raises `quant.EncodingRangeError` instead of being clamped silently.
 """
 
 from __future__ import annotations
@@ -21,28 +22,20 @@ import numpy as np
 import torch
 
 from .._tensors import check_finite
+from ..metrics import quantile_rows
+from ..policy import EncodingRangeError
+from .params import FP32, float32_scale
 
-__all__ = ["CALIBRATIONS", "MSE_SAMPLE", "observed_range", "scale_for_range", "calibrate"]
+__all__ = ["CALIBRATIONS", "MSE_SAMPLE", "observed_range", "scale_for_range", "calibrate",
+           "check_reachable"]
 
 CALIBRATIONS = ("minmax", "percentile", "mse")
 MSE_SAMPLE = 1 << 17
 """The MSE search evaluates candidates on at most this many values per channel (an evenly
 strided, deterministic subsample; the whole channel when it is smaller)."""
 
-_TINY32 = 2.0 ** -126
-
-
-def _quantile_rows(rows: torch.Tensor, q: float) -> torch.Tensor:
-    """Per-row quantile with numpy's default linear interpolation (rows: (C, N), N >= 1)."""
-    n = rows.shape[1]
-    h = (n - 1) * q
-    lo_i = min(int(math.floor(h)), n - 1)
-    frac = h - lo_i
-    lo = torch.kthvalue(rows, lo_i + 1, dim=1).values.to(torch.float64)
-    if frac == 0.0 or lo_i + 1 >= n:
-        return lo
-    hi = torch.kthvalue(rows, lo_i + 2, dim=1).values.to(torch.float64)
-    return lo + frac * (hi - lo)
+_TINY32 = float(FP32.tiny)
+_MAX32 = float(FP32.max)
 
 
 def observed_range(x3: torch.Tensor, method: str = "minmax", percentile: float = 99.99,
@@ -70,38 +63,92 @@ def observed_range(x3: torch.Tensor, method: str = "minmax", percentile: float =
         raise ValueError(f"percentile must lie in (0, 100], got {percentile}")
     p = percentile / 100.0
     if symmetric:
-        top = _quantile_rows(rows.abs(), p)
+        top = quantile_rows(rows.abs(), p)
         return -top, top
-    return _quantile_rows(rows, 1.0 - p), _quantile_rows(rows, p)
+    return quantile_rows(rows, 1.0 - p), quantile_rows(rows, p)
 
 
 def _round_scale(scale: torch.Tensor) -> torch.Tensor:
     s = torch.where(scale > 0, scale, torch.ones_like(scale))
-    s = s.to(torch.float32).to(torch.float64)
-    return s.clamp(min=_TINY32)
+    return float32_scale(s).clamp(min=_TINY32, max=_MAX32)
 
 
-def scale_for_range(lo: torch.Tensor, hi: torch.Tensor, qmin: int, qmax: int,
-                    zero_point: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scale, zero_point) per channel that map the range [lo, hi] onto codes [qmin, qmax].
+def check_reachable(lo: torch.Tensor, hi: torch.Tensor, qmin: int, qmax: int,
+                    zero_point: int | None) -> None:
+    """EncodingRangeError if a channel's range [lo, hi] needs a scale outside float32.
 
-    `zero_point=None` chooses it (asymmetric); an int fixes it. See the module docstring for
-    the exact formulas. Scales are float64 holding float32 values; zero points are int64.
+    Parameters
+    ----------
+    lo, hi : torch.Tensor
+        float64 (C,) observed ranges.
+    qmin, qmax, zero_point
+        As for `scale_for_range`.
+
+    Raises
+    ------
+    EncodingRangeError
+        Naming the channel, its largest magnitude and the scale it would need.
     """
+    raw = _raw_scale(lo, hi, qmin, qmax, zero_point)
+    with np.errstate(over="ignore"):
+        f32 = raw.numpy().astype(np.float32)
+    for c in range(raw.numel()):
+        r, top = float(raw[c]), max(-float(lo[c]), float(hi[c]))
+        where = f"channel {c}: " if raw.numel() > 1 else ""
+        if math.isinf(float(f32[c])):
+            raise EncodingRangeError(
+                f"ScaledInt8.encode: {where}the data reach |x| = {top:.4g}, which needs scale "
+                f"{r:.4g}, beyond float32's max {_MAX32:.4g} (scales are float32 values); "
+                f"scale the data down first")
+        if 0 < r < _TINY32:
+            raise EncodingRangeError(
+                f"ScaledInt8.encode: {where}the data reach only |x| = {top:.4g}, which needs "
+                f"scale {r:.4g}, below float32's smallest normal {_TINY32:.4g} (scales are "
+                f"float32 values): the codes would flush towards 0; scale the data up first")
+
+
+def _raw_scale(lo: torch.Tensor, hi: torch.Tensor, qmin: int, qmax: int,
+               zero_point: int | None) -> torch.Tensor:
+    """The exact (unrounded) float64 scale per channel of `scale_for_range`."""
     lo = lo.to(torch.float64).clamp(max=0.0)
     hi = hi.to(torch.float64).clamp(min=0.0)
     if zero_point is None:
-        scale = _round_scale((hi - lo) / (qmax - qmin))
-        zp = (qmin - torch.round(lo / scale)).clamp(qmin, qmax).to(torch.int64)
-        return scale, zp
+        return (hi - lo) / (qmax - qmin)
     zp = int(zero_point)
     cands = [torch.zeros_like(lo)]
     if qmax > zp:
         cands.append(hi / (qmax - zp))
     if qmin < zp:
         cands.append(lo / (qmin - zp))
-    scale = torch.stack(cands).amax(dim=0)
-    return _round_scale(scale), torch.full_like(lo, zp, dtype=torch.int64)
+    return torch.stack(cands).amax(dim=0)
+
+
+def scale_for_range(lo: torch.Tensor, hi: torch.Tensor, qmin: int, qmax: int,
+                    zero_point: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, zero_point) per channel that map the range [lo, hi] onto codes [qmin, qmax].
+
+    Parameters
+    ----------
+    lo, hi : torch.Tensor
+        (C,) ranges (widened to include 0).
+    qmin, qmax : int
+        The code range.
+    zero_point : int or None
+        None chooses it (asymmetric); an int fixes it.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        float64 scales holding float32 values (clamped into float32's normal range; see
+        `check_reachable` for the check `calibrate` makes first) and int64 zero points. See
+        the module docstring for the exact formulas.
+    """
+    scale = _round_scale(_raw_scale(lo, hi, qmin, qmax, zero_point))
+    lo = lo.to(torch.float64).clamp(max=0.0)
+    if zero_point is None:
+        zp = (qmin - torch.round(lo / scale)).clamp(qmin, qmax).to(torch.int64)
+        return scale, zp
+    return scale, torch.full_like(lo, int(zero_point), dtype=torch.int64)
 
 
 def _mse_rows(rows: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, qmin: int,
@@ -125,6 +172,7 @@ def calibrate(x3: torch.Tensor, qmin: int, qmax: int, zero_point: int | None,
     """
     symmetric = zero_point is not None
     lo, hi = observed_range(x3, method, percentile, symmetric=symmetric, source=source)
+    check_reachable(lo, hi, qmin, qmax, zero_point)
     if method != "mse":
         return scale_for_range(lo, hi, qmin, qmax, zero_point)
     rows = x3.transpose(0, 1).reshape(x3.shape[1], -1)
