@@ -18,10 +18,15 @@ Each mismatch gets the first cause whose rule holds, in this order (`CAUSES` nam
                      float32 and then to the target (both RNE, the target's default overflow
                      rule) gives, the exact answer not (the libraries' casts are float32
                      kernels: float64 -> bf16, fp16 and fp8 go through float32);
-``overflow``         the finite input lies beyond the target's [lowest, max], or the result is
-                     inf/NaN for a finite input (saturate vs inf vs NaN);
+``overflow``         the finite input lies above the target's max or below its lowest (for a
+                     signed format; below an unsigned one's smallest value is underflow):
+                     saturate vs inf vs NaN;
 ``subnormal``        (float targets) the input's magnitude is below the target's smallest normal
-                     (flush to zero, wrong underflow);
+                     (flush to zero, wrong underflow, e8m0's values below 2**-127);
+``nan_inf``          (float targets, again) the result or the exact answer is NaN or inf for
+                     an input within the range;
+``tie``              (float targets) the input lies exactly halfway between the result and the
+                     exact answer: the tie was broken the other way (to the other code, away);
 ``truncation``       (float targets) the result is the input rounded toward zero;
 ``other``            anything else.
 
@@ -43,8 +48,8 @@ from numfmt.rounding import round_to
 __all__ = ["CAUSES", "CastAuditRow", "compare_results", "compare_with_reference",
            "exact_reference", "same_values", "skipped_row"]
 
-CAUSES = ("nan_inf", "zero", "sign", "double_rounding", "overflow", "subnormal", "truncation",
-          "other")
+CAUSES = ("nan_inf", "zero", "sign", "double_rounding", "overflow", "subnormal", "tie",
+          "truncation", "other")
 
 
 @dataclass(frozen=True)
@@ -203,7 +208,7 @@ def _classify(x: np.ndarray, got: np.ndarray, ref: np.ndarray, source: Format,
     open_ = np.ones(x.shape, dtype=bool)
 
     def assign(name: str, rule: np.ndarray) -> None:
-        hit = open_ & rule
+        hit = open_ & np.asarray(rule, dtype=bool)
         cause[hit] = CAUSES.index(name)
         open_[hit] = False
 
@@ -222,9 +227,13 @@ def _classify(x: np.ndarray, got: np.ndarray, ref: np.ndarray, source: Format,
                     dr = np.zeros(x.shape, dtype=bool)
                     dr[open_] = same_values(got[open_], via) & ~same_values(ref[open_], via)
                     assign("double_rounding", dr)
-        assign("overflow", (x > target.max) | (x < target.lowest) | ~np.isfinite(got))
+        # an unsigned format's lowest is its smallest value: below it is underflow
+        assign("overflow", (x > target.max) | ((x < target.lowest) & (not unsigned)))
         if target.is_float:
             assign("subnormal", np.abs(x) < target.tiny)
+            assign("nan_inf", ~np.isfinite(got) | ~np.isfinite(ref))
+            # both are format values at equal distance: the input is a tie broken the other way
+            assign("tie", np.abs(got - x) == np.abs(ref - x))
             assign("truncation", same_values(got, _toward_zero(x, target)))
     return cause
 

@@ -120,11 +120,17 @@ def test_cause_rules_on_synthetic_faults():
     frac = np.array([2.7, -2.7, 0.5, 1.5])
     row = cast_audit.compare_results("fp64", "int8", frac, np.trunc(frac))
     assert row.by_cause["truncation"] == 3 and row.mismatches == 3     # 0.5 -> 0 is RNE
-    ones = np.array([1.0 + 2**-10 + 2**-11])                           # rounds up in fp16
+    ones = np.array([1.0 + 2**-10 + 3 * 2**-12])                       # rounds up in fp16
     row = cast_audit.compare_results("fp64", "fp16", ones, np.array([1.0 + 2**-10]))
     assert row.by_cause["truncation"] == 1
     row = cast_audit.compare_results("fp64", "fp16", np.array([3.0]), np.array([3.5]))
     assert row.by_cause["other"] == 1 and row.examples["other"]["exact"] == "3.0"
+    ties = np.array([1 + 2**-11, 1 + 3 * 2**-11])          # exact fp16 ties: even is 1, 1+2**-9
+    row = cast_audit.compare_results("fp64", "fp16", ties, np.array([1 + 2**-10, 1 + 2**-10]))
+    assert row.by_cause["tie"] == 2
+    in_range = np.array([1.5, 2.0**-20])
+    row = cast_audit.compare_results("fp64", "fp16", in_range, np.array([np.nan, np.inf]))
+    assert row.by_cause["nan_inf"] == 1 and row.by_cause["subnormal"] == 1
 
 
 def test_double_rounding_rule_against_a_float32_detour():

@@ -321,10 +321,11 @@ def test_property_torch_and_numpy_paths_agree_on_strategy_arrays(data):
 
 
 @pytest.mark.parametrize("f", [f for f in ALL if f.is_float and f.bits in (8, 16)
-                               and f.numpy_dtype is not None], ids=str)
+                               and f.numpy_dtype is not None and 0 in f.finite_values()], ids=str)
 def test_float32_rounding_inputs_match_the_single_rounding_library_cast(f):
     """float32 -> format is one rounding in ml_dtypes/numpy: numfmt agrees bit for bit on every
-    rounding input (the existing midpoint test, on the strategies' fuller set)."""
+    rounding input (the existing midpoint test, on the strategies' fuller set). Formats without
+    a zero (e8m0) are left out: what underflow gives there is a choice, not a rounding."""
     x = strategies.rounding_input_array(f, "float32")
     with np.errstate(all="ignore"):
         theirs = x.astype(f.numpy_dtype).astype(np.float64)
