@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 import numfmt
 from numfmt.block_codec import block_decode, block_encode, block_round
+from numfmt.block_strategies import block_arrays, edge_blocks
 from numfmt.blocks import block_format_names, block_formats, get_block_format
 
 MX = ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4_e2m1", "mxint8"]
@@ -209,23 +210,6 @@ def test_midpoints_and_neighbours_against_reference(name, rule):
 
 
 # ---- hypothesis blocks ------------------------------------------------------------------------
-@st.composite
-def edge_blocks(draw, size=32, exp_lo=-1074, exp_hi=1023):
-    """A block whose amax is just below, at or above a power of two (or a subnormal, NaN, inf)."""
-    k = draw(st.integers(exp_lo, exp_hi))
-    kind = draw(st.sampled_from(["below", "at", "above", "random"]))
-    base = math.ldexp(1.0, k)
-    amax = {"below": math.nextafter(base, 0), "at": base,
-            "above": math.nextafter(base, math.inf),
-            "random": base * draw(st.floats(1, 2, exclude_max=True))}[kind]
-    fr = st.floats(-1, 1)
-    block = [amax * draw(fr) for _ in range(size - 1)] + [amax * draw(st.sampled_from([1, -1]))]
-    special = draw(st.sampled_from([None] * 6 + [math.nan, math.inf, -math.inf]))
-    if special is not None:
-        block[draw(st.integers(0, size - 1))] = special
-    return draw(st.permutations(block))
-
-
 @settings(max_examples=150, deadline=None)
 @given(st.sampled_from(MX), st.sampled_from(["floor", "ceil", "even", "rceil"]),
        st.lists(edge_blocks(), min_size=1, max_size=3))
@@ -249,3 +233,33 @@ def test_nvfp4_against_reference(with_scale, blocks):
     name = "nvfp4" if with_scale else "nvfp4_no_tensor_scale"
     got = block_round(torch.tensor(vals, dtype=torch.float64), name)
     assert same(got, ref_nvfp4(vals, with_scale))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["mxfp4_e2m1", "nvfp4"]), st.sampled_from(["float32", "float16"]),
+       st.data())
+def test_block_arrays_are_dtype_numbers_with_partial_blocks(name, dtype, data):
+    a = data.draw(block_arrays(name, dtype=dtype))
+    bs = get_block_format(name).block_size
+    assert a.dtype == np.dtype(dtype) and 1 <= len(a) <= 3 * bs
+    finite = a[np.isfinite(a)]
+    assert (np.abs(finite) <= np.finfo(dtype).max).all()
+
+
+def test_edge_blocks_reach_every_kind():
+    seen = set()
+
+    @settings(max_examples=300, deadline=None)
+    @given(edge_blocks(size=8, exp_lo=-1074, exp_hi=-1070))
+    def draw(block):
+        finite = [abs(v) for v in block if math.isfinite(v)]
+        if len(finite) < len(block):
+            seen.add("special")
+        m = max(finite)
+        e = math.frexp(m)[1] - 1
+        seen.add("power" if m == math.ldexp(1.0, e) else "other")
+        if m < 2.0 ** -1022:
+            seen.add("subnormal")
+
+    draw()
+    assert seen == {"special", "power", "other", "subnormal"}

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numfmt.block_codec import block_decode, block_encode
+from numfmt.block_strategies import edge_blocks
 from numfmt.blocks import block_formats
 from quant.blockscaled import (BlockScaled, block_accumulator_bound, block_dot_exact,
                                block_matmul_exact, fp32_accumulation_error, pack_codes,
                                packed_nbytes, unpack_codes)
-from tests.test_numfmt_blocks import edge_blocks
 
 FORMATS = [f.name for f in block_formats()]
 PAIRS = [(f.name, r) for f in block_formats() for r in f.rules]
