@@ -60,3 +60,49 @@ def test_op_classification_is_backed_by_numbers():
     assert op_exactness(lg, lh, "*").exact and op_exactness(lg, lh, "/").exact
     recs = compare(("uniform",), ("int8",), shape=(2, 16))
     assert len(recs) == 1 and len(recs[0].ops) == 4
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--json", "/nonexistent/dir/q.json"], "does not exist"),
+    (["--json", "."], "is a directory"),
+    (["--plot", "."], "is a directory"),
+    (["--plot", "out/q.pdf"], "PNG and SVG"),
+])
+def test_bad_output_paths_fail_before_any_work(args, needle, capsys, monkeypatch):
+    import quant.__main__ as qm
+
+    def no_work(*a, **k):
+        raise AssertionError("the measurement ran before the output path was checked")
+    monkeypatch.setattr(qm, "compare", no_work)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("python -m quant: error:") and needle in err[-1]
+
+
+def test_unwritable_json_directory(tmp_path, capsys, monkeypatch):
+    import os
+    import quant.__main__ as qm
+    if os.geteuid() == 0:
+        # root writes anywhere: make the check itself see an unwritable directory
+        monkeypatch.setattr(os, "access", lambda p, mode: False)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    monkeypatch.setattr(qm, "compare", lambda *a, **k: pytest.fail("work started"))
+    assert main(["--json", str(locked / "q.json")]) == 2
+    assert "not writable" in capsys.readouterr().err
+
+
+def test_json_to_stdout_is_strict_and_quiet_silences_progress(capsys, monkeypatch):
+    import quant.__main__ as qm
+    real = qm.compare
+    monkeypatch.setattr(qm, "compare", lambda d, e: real(("uniform",), e, shape=(2, 64)))
+    threads = torch.get_num_threads()
+    try:
+        assert main(["--json", "-", "--quiet"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out, err = capsys.readouterr()
+    rows = json.loads(out)                               # stdout holds the JSON alone
+    assert {r["distribution"] for r in rows} == {"uniform"}
+    assert "NaN" not in out and "Infinity" not in out
+    assert "measuring" not in err and "INT8 holds 256 codes" in err   # table on stderr
