@@ -231,13 +231,14 @@ def _encode_mx(blocks, fmt: BlockFormat, rule: str, overflow: str, rkw: dict):
     y = torch.ldexp(torch.where(nan_block.unsqueeze(-1), 0.0, blocks),
                     (-(fmt.element_shift + e)).unsqueeze(-1).to(torch.float64))
     top, ulp, odd = _top(fmt)
-    if overflow == "raise":
+    if overflow == "raise" and not rkw:              # the nearest-even overflow rule, exactly
         over = br.grid_overflow(y.abs(), torch.ones((), dtype=torch.float64), top / 2 **
                                 fmt.element_shift, ulp / 2 ** fmt.element_shift, odd)
         if bool(over.any()):
             _raise_over(over, blocks, fmt, "element whose scaled value overflows the element")
     f = fmt.element_format
-    r = round_to(y, f, overflow="saturate", **rkw).to(torch.float64)
+    # other rounding modes overflow by their own rule: round_to raises for them
+    r = round_to(y, f, overflow=overflow if rkw else "saturate", **rkw).to(torch.float64)
     if not f.is_float and fmt.symmetric:
         r = r.clamp(-float(f.max_exact), float(f.max_exact))
     vals = torch.ldexp(r, torch.tensor(float(fmt.element_shift)))
@@ -259,7 +260,7 @@ def _encode_nvfp4(blocks, fmt: BlockFormat, overflow: str):
     sgrid = br.positive_grid(scale_fmt)
     unit = torch.tensor(s_t * float(f.max_exact), dtype=torch.float64)   # 6 * S: exact
     sidx = br.grid_round(torch.where(special, 0.0, amax), unit, sgrid)
-    s_b = torch.tensor(sgrid, dtype=torch.float64)[sidx]
+    s_b = torch.tensor(sgrid, dtype=torch.float64, device=blocks.device)[sidx]
     d = (s_b * s_t).unsqueeze(-1)                                          # exact in float64
     mag = torch.where(special.unsqueeze(-1), 0.0, absb)
     top, ulp, odd = _top(fmt)

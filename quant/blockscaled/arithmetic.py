@@ -104,6 +104,12 @@ def block_matmul_exact(a: BlockScaled, b: BlockScaled, *, as_fraction: bool = Fa
     TypeError, ValueError
         For operands that are not 2-D `BlockScaled` blocked along their last axis with equal K
         and block size.
+
+    Notes
+    -----
+    The block sums are torch int64 contractions; combining the blocks on their common grid
+    takes ``M * N * K / block_size`` Python-integer operations: a checked reference for
+    tests and audits, not a fast kernel.
     """
     import torch
 
@@ -234,7 +240,8 @@ def fp32_accumulation_error(a: BlockScaled, b: BlockScaled) -> dict[str, float]:
     dict
         ``max_abs``: largest |fp32 - exact|; ``max_rel``: largest |fp32 - exact| /
         sum_i |a_i b_i| (the error relative to the magnitude accumulated); ``mismatches``:
-        entries where the fp32 result differs from the exact result rounded to float32.
+        entries where the fp32 result differs from the (float64-rounded) exact result
+        rounded to float32.
     """
     import torch
 
