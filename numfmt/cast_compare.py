@@ -16,8 +16,9 @@ Each mismatch gets the first cause whose rule holds, in this order (`CAUSES` nam
                      float -> int conversion, which also explains the coincidences below;
 ``double_rounding``  the source is wider than float32 and the result is what rounding first to
                      float32 and then to the target (both RNE, the target's default overflow
-                     rule) gives, the exact answer not (the libraries' casts are float32
-                     kernels: float64 -> bf16, fp16 and fp8 go through float32);
+                     rule) gives, the exact answer not (torch's and ml_dtypes' casts from
+                     float64 to bf16, fp16 (torch) and the narrow formats go through float32;
+                     numpy's float64 -> float16 does not);
 ``overflow``         the finite input lies above the target's max or below its lowest (for a
                      signed format; below an unsigned one's smallest value is underflow):
                      saturate vs inf vs NaN;
