@@ -230,16 +230,21 @@ def _encode_mx(blocks, fmt: BlockFormat, rule: str, overflow: str, rkw: dict):
     e = e.clamp(br.E8M0_MIN_EXP, br.E8M0_MAX_EXP)
     y = torch.ldexp(torch.where(nan_block.unsqueeze(-1), 0.0, blocks),
                     (-(fmt.element_shift + e)).unsqueeze(-1).to(torch.float64))
-    top, ulp, odd = _top(fmt)
-    if overflow == "raise" and not rkw:              # the nearest-even overflow rule, exactly
+    f = fmt.element_format
+    # round_to's own overflow rule serves other rounding modes and the asymmetric integer range
+    by_round_to = bool(rkw) or (not f.is_float and not fmt.symmetric)
+    if overflow == "raise" and not by_round_to:      # the nearest-even overflow rule, exactly
+        top, ulp, odd = _top(fmt)
         over = br.grid_overflow(y.abs(), torch.ones((), dtype=torch.float64), top / 2 **
                                 fmt.element_shift, ulp / 2 ** fmt.element_shift, odd)
         if bool(over.any()):
             _raise_over(over, blocks, fmt, "element whose scaled value overflows the element")
-    f = fmt.element_format
-    # other rounding modes overflow by their own rule: round_to raises for them
-    r = round_to(y, f, overflow=overflow if rkw else "saturate", **rkw).to(torch.float64)
+    r = round_to(y, f, overflow=overflow if by_round_to else "saturate", **rkw)
+    r = r.to(torch.float64)
     if not f.is_float and fmt.symmetric:
+        if overflow == "raise" and by_round_to and bool((r < -float(f.max_exact)).any()):
+            _raise_over(r < -float(f.max_exact), blocks, fmt, "element rounded to the unused "
+                        "code -128 of a symmetric format")
         r = r.clamp(-float(f.max_exact), float(f.max_exact))
     vals = torch.ldexp(r, torch.tensor(float(fmt.element_shift)))
     codes = torch.where(nan_block, E8M0.nan_code, e + E8M0.bias).to(torch.uint8)

@@ -202,3 +202,39 @@ def test_element_rounding_modes_pass_through_to_round_to():
         return
     got = block_round(x, "mxfp4_e2m1", rounding="toward_zero")
     assert got.tolist() == [1.0, 1.0, -1.0, 0.5]          # scale 1: E2M1 grid 0.5, 1, 1.5
+
+
+def test_asymmetric_mxint8_is_gfloats_convention():
+    """gfloat saturates MXINT8 at -2 (code -128); a BlockFormat with symmetric=False encodes the
+    same way, on the fast path as in the reference."""
+    gf = pytest.importorskip("gfloat")
+    from gfloat import formats as gformats
+
+    from numfmt.blocks import BlockFormat
+    from quant.blockscaled import BlockScaled
+
+    asym = BlockFormat("mxint8_asym", "int8", "fp8_e8m0fnu", 32, "floor", element_shift=-6,
+                       symmetric=False)
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(64, 32, generator=g) * torch.logspace(-20, 20, 64)[:, None]
+    # a leading -1.999 * 2**k above the rest: scale 2**k, element -127.94 / 64 -> code -128
+    x[:, 0] = -1.999 * torch.exp2(torch.ceil(torch.log2(x.abs().amax(1))) + 1)
+    want = np.stack([gf.quantize_block(gformats.format_info_mxint8, r.astype(np.float64),
+                                       gf.compute_scale_amax) for r in x.numpy()])
+    assert np.array_equal(block_round(x.double(), asym).numpy(), want)
+    fast = BlockScaled.encode(x, asym)
+    assert torch.equal(fast.element_codes, block_encode(x, asym).element_codes)
+    assert (fast.element_codes[:, 0, 0] == 0x80).all()
+
+
+def test_asymmetric_int_overflow_rule():
+    from numfmt.blocks import BlockFormat
+
+    asym = BlockFormat("mxint8_asym", "int8", "fp8_e8m0fnu", 32, "floor", element_shift=-6,
+                       symmetric=False)
+    ok = torch.tensor([-1.999, 1.0], dtype=torch.float64)            # -127.94 -> -128 fits
+    assert block_round(ok, asym, overflow="raise").tolist() == [-2.0, 1.0]
+    with pytest.raises(RangeOverflowError):
+        block_encode(torch.tensor([1.999, 1.0], dtype=torch.float64), asym, overflow="raise")
+    with pytest.raises(RangeOverflowError):                       # symmetric: -128 is refused
+        block_encode(ok, "mxint8", overflow="raise")
