@@ -26,7 +26,11 @@
  * sum in any order) covers them all: the int32 result is the exact accumulator.
  *
  * Signed int64 arithmetic after the accumulators wraps exactly as torch's int64 tensors do
- * (done in uint64), though the prepare-time checks rule wrapping out for s and p.
+ * (done in uint64; vpmullq/vpaddq wrap alike), though the prepare-time checks rule wrapping
+ * out for s and p. The avx512_vnni path reduces each group of <= 16 classes with one
+ * transposing add tree into a vector of sums and finishes 8 classes per int64 vector; the
+ * avx2 path reduces 8 classes per hadd tree and finishes in scalar code (AVX2 has neither
+ * 64-bit multiplies nor 64-bit arithmetic shifts).
  * The x86 code is compiled per function (target attributes) and picked at run time with
  * __builtin_cpu_supports, so the module runs on any x86-64; other machines get scalar only.
  * Rows are split over `nthreads` OpenMP threads (torch's team, when quant/native/int8_head.py
@@ -479,7 +483,8 @@ static const char *check_prepare(const Py_buffer *codes, Py_ssize_t m, Py_ssize_
                                  const Py_buffer *shift, const Py_buffer *table, int rbits,
                                  long long out_max, int out_item, int isa, int wide)
 {
-    if (m < 1 || k < 1 || m >= ((Py_ssize_t)1 << 30) || codes->len != m * k)
+    if (m < 1 || k < 1 || m >= ((Py_ssize_t)1 << 30) || codes->len % m != 0
+        || codes->len / m != k)
         return "codes must hold classes x features int8 values, classes in 1..2**30-1, "
                "features >= 1";
     if (mult->len != 8 * m || off->len != 8 * m || shift->len != 8 * m)
