@@ -22,7 +22,9 @@ from numfmt.registry import formats
 from numfmt.softmax import ACCUMULATIONS, softmax_safety
 
 
-def _num(x: float) -> str:
+def _num(x: float | int) -> str:
+    if isinstance(x, int):
+        return str(x)
     return repr(float(x)) if x == x else "nan"
 
 

@@ -111,6 +111,19 @@ def _round_integer(k: Fraction, mode: str) -> int:
     return lo if lo % 2 == 0 else lo + 1            # nearest_even
 
 
+def _round_no_fraction(q: Fraction, fmt: Format, mode: str) -> Fraction:
+    """Rounding in a normal binade of a format without fraction bits (E8M0, P3109 p=1): the
+    neighbours 2**e and 2**(e+1) have consecutive codes e + bias and e + bias + 1, and the
+    parity that nearest_even and odd look at is the code's."""
+    e = floor_log2(abs(q))
+    code = e + fmt.bias
+    t = abs(q) / Fraction(2) ** e - 1 + code          # in [code, code + 1)
+    mirrored = {"up": "down", "down": "up"}.get(mode, mode) if q < 0 else mode
+    c = _round_integer(t, mirrored)
+    r = Fraction(2) ** (e + c - code)
+    return -r if q < 0 else r
+
+
 def round_exact(q: Fraction | int | float, fmt: Any, mode: RoundingMode = "nearest_even"
                 ) -> Fraction:
     """Round the rational ``q`` onto the format's grid, with unbounded exponent range above.
@@ -130,8 +143,9 @@ def round_exact(q: Fraction | int | float, fmt: Any, mode: RoundingMode = "neare
     -------
     Fraction
         A point of the format's grid (subnormal spacing below the tiny normal). A result beyond
-        the finite range is returned as it is (``> fmt.max_exact``) so that callers apply their
-        own overflow rule.
+        the finite range is returned as it is (``> fmt.max_exact``, or below ``lowest_exact``
+        for negative input into unsigned formats) so that callers apply their own overflow
+        rule. In a format without zero (E8M0) a positive q below the smallest value gives it.
 
     Raises
     ------
@@ -151,7 +165,12 @@ def round_exact(q: Fraction | int | float, fmt: Any, mode: RoundingMode = "neare
     if q == 0:
         return Fraction(0)
     step = quantum(fmt, q)
-    return _round_integer(q / step, m) * step
+    if fmt.is_float and fmt.mantissa_bits == 0 and abs(q) >= fmt.tiny_exact:
+        return _round_no_fraction(q, fmt, m)
+    r = _round_integer(q / step, m) * step
+    if fmt.is_float and not fmt.has_zero and q > 0 and r < fmt.tiny_exact:
+        return fmt.tiny_exact          # no zero (E8M0): the smallest value is the nearest
+    return r
 
 
 def next_up(x: Fraction | float | int, fmt: Any) -> Fraction | None:

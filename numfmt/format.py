@@ -17,21 +17,28 @@ from typing import Literal
 import numpy as np
 
 Kind = Literal["float", "int"]
-NanEncoding = Literal["ieee", "max_code", "none"]
+NanEncoding = Literal["ieee", "max_code", "negative_zero", "none"]
 
 
 @dataclass(frozen=True)
 class Format:
-    """A binary floating-point or two's-complement integer format.
+    """A binary floating-point or two's-complement / unsigned integer format.
 
-    Float formats follow the IEEE 754 layout: sign, ``exponent_bits`` biased exponent, and
-    ``mantissa_bits`` stored fraction bits with an implicit leading 1 for normal numbers.
+    Float formats follow the IEEE 754 layout: a sign bit (none when ``signed`` is False),
+    ``exponent_bits`` biased exponent, and ``mantissa_bits`` stored fraction bits with an
+    implicit leading 1 for normal numbers. The *magnitude code* is the code without its sign.
 
     ``nan`` says how NaN is encoded:
       * ``"ieee"``: exponent all ones; fraction 0 is infinity (``has_inf`` must be True), else NaN.
-      * ``"max_code"``: only exponent *and* fraction all ones is NaN; the rest of the top binade
-        holds finite numbers (OCP FP8 E4M3FN). No infinity.
-      * ``"none"``: every code is a finite number (OCP FP6/FP4). No infinity, no NaN.
+      * ``"max_code"``: only the all-ones magnitude code is NaN (one per sign); the rest of the
+        top binade holds finite numbers (OCP FP8 E4M3FN, E8M0, P3109 unsigned).
+      * ``"negative_zero"``: the code of -0 (sign bit alone) is the single NaN; there is no -0
+        (the "fnuz" FP8 formats, P3109 signed).
+      * ``"none"``: every code is a number (OCP FP6/FP4). No infinity, no NaN.
+
+    With a non-IEEE NaN, ``has_inf`` puts +-inf at the largest magnitude code NaN leaves free
+    (P3109's extended domain). ``has_zero`` False (E8M0) makes exponent field 0 an ordinary
+    binade: no zero and no subnormals.
     """
 
     name: str
@@ -43,6 +50,7 @@ class Format:
     nan: NanEncoding = "ieee"
     has_subnormals: bool = True
     signed: bool = True
+    has_zero: bool = True
     bias_override: int | None = field(default=None, repr=False)
     description: str = field(default="", compare=False)
     aliases: tuple[str, ...] = field(default=(), compare=False)
@@ -52,10 +60,7 @@ class Format:
     def __post_init__(self) -> None:
         self._check_parameters()
         if self.kind == "float":
-            if self.bits != 1 + self.exponent_bits + self.mantissa_bits:
-                raise ValueError(f"{self.name}: bits must be 1 + exponent_bits + mantissa_bits")
-            if self.has_inf != (self.nan == "ieee"):
-                raise ValueError(f"{self.name}: infinity exists exactly when NaN is IEEE-encoded")
+            self._check_float_layout()
         elif self.kind == "int":
             if self.exponent_bits or self.mantissa_bits:
                 raise ValueError(f"{self.name}: integer formats have no exponent or mantissa")
@@ -78,6 +83,25 @@ class Format:
             raise ValueError(f"{self.name}: an integer format needs bits >= "
                              f"{2 if self.signed else 1}, not {self.bits}")
 
+    def _check_float_layout(self) -> None:
+        sign = 1 if self.signed else 0
+        if self.bits != sign + self.exponent_bits + self.mantissa_bits:
+            raise ValueError(f"{self.name}: bits must be {'1 + ' if sign else ''}exponent_bits "
+                             f"+ mantissa_bits")
+        if self.nan == "ieee" and not self.has_inf:
+            raise ValueError(f"{self.name}: an IEEE NaN encoding has infinities (has_inf=True)")
+        if self.nan == "none" and self.has_inf:
+            raise ValueError(f"{self.name}: a format with infinities needs a NaN encoding")
+        if self.nan == "negative_zero" and not self.signed:
+            raise ValueError(f"{self.name}: nan='negative_zero' needs a sign bit")
+        if not self.has_zero and self.has_subnormals:
+            raise ValueError(f"{self.name}: a format without zero has no subnormals "
+                             f"(pass has_subnormals=False)")
+        if self.nan not in ("ieee", "max_code", "negative_zero", "none"):
+            raise ValueError(f"{self.name}: unknown NaN encoding {self.nan!r}")
+        if self.max_magnitude_code < 0:
+            raise ValueError(f"{self.name}: the special values leave no finite magnitude code")
+
     # ---- float structure ---------------------------------------------------------------
     @property
     def is_float(self) -> bool:
@@ -96,17 +120,56 @@ class Format:
 
     @property
     def emin(self) -> int:
-        """Exponent of the smallest normal number (unbiased)."""
-        return 1 - self.bias if self.is_float else 0
+        """Exponent of the smallest normal number (unbiased); exponent field 0 is a normal
+        binade in formats without zero (E8M0)."""
+        if not self.is_float:
+            return 0
+        return (1 if self.has_zero else 0) - self.bias
 
     @property
     def emax(self) -> int:
         """Exponent of the largest finite binade (unbiased)."""
         if not self.is_float:
             return 0
-        top_field = 2**self.exponent_bits - 1
-        # IEEE reserves the all-ones exponent for inf/NaN; the other encodings use it for numbers.
-        return (top_field - 1 if self.nan == "ieee" else top_field) - self.bias
+        return (self.max_magnitude_code >> self.mantissa_bits) - self.bias
+
+    @property
+    def max_magnitude_code(self) -> int:
+        """The magnitude code (code without the sign bit) of the largest finite value: the top
+        code less the codes NaN and infinity take."""
+        m = self.mantissa_bits
+        top = 2 ** (self.exponent_bits + m) - 1
+        if not self.is_float:
+            return top
+        reserved = {"ieee": 2**m, "max_code": 1, "negative_zero": 0, "none": 0}[self.nan]
+        if self.has_inf and self.nan != "ieee":
+            reserved += 1
+        return top - reserved
+
+    def magnitude_value(self, code: int) -> Fraction:
+        """The exact value of a finite magnitude code (float formats).
+
+        Parameters
+        ----------
+        code : int
+            A magnitude code in [0, `max_magnitude_code`].
+
+        Returns
+        -------
+        Fraction
+        """
+        m = self.mantissa_bits
+        field_, frac = code >> m, code & (2**m - 1)
+        if field_ == 0 and self.has_zero:
+            if not self.has_subnormals:
+                return Fraction(0)
+            return frac * Fraction(2) ** (1 - self.bias - m)
+        return (2**m + frac) * Fraction(2) ** (field_ - self.bias - m)
+
+    @property
+    def has_negative_zero(self) -> bool:
+        """Whether -0 is a value (signed floats whose -0 code is not NaN)."""
+        return self.is_float and self.signed and self.has_zero and self.nan != "negative_zero"
 
     @property
     def precision_bits(self) -> int:
@@ -121,16 +184,15 @@ class Format:
         """Largest finite value."""
         if not self.is_float:
             return Fraction(2 ** (self.bits - 1) - 1 if self.signed else 2**self.bits - 1)
-        m = self.mantissa_bits
-        # Largest fraction field: all ones, one less when the all-ones code is NaN.
-        top_fraction = 2**m - 1 - (1 if self.nan == "max_code" else 0)
-        return Fraction(2**m + top_fraction, 2**m) * Fraction(2) ** self.emax
+        return self.magnitude_value(self.max_magnitude_code)
 
     @cached_property
     def lowest_exact(self) -> Fraction:
         """Most negative finite value."""
         if not self.is_float:
             return Fraction(-(2 ** (self.bits - 1)) if self.signed else 0)
+        if not self.signed:
+            return self.magnitude_value(0)      # 0, or E8M0's 2**-127
         return -self.max_exact
 
     @cached_property
@@ -306,29 +368,9 @@ class Format:
         This reads the bit layout directly, independently of the derived limits, so the two can be
         checked against each other.
         """
-        c = np.asarray(codes, dtype=np.int64)
-        if np.any((c < 0) | (c >= 2**self.bits)):
-            raise ValueError(f"{self.name}: codes must lie in [0, 2**{self.bits})")
-        if not self.is_float:
-            if self.signed:
-                c = np.where(c >= 2 ** (self.bits - 1), c - 2**self.bits, c)
-            return c.astype(np.float64)
-        m, e = self.mantissa_bits, self.exponent_bits
-        sign = np.where((c >> (self.bits - 1)) & 1, -1.0, 1.0)
-        ef = (c >> m) & (2**e - 1)
-        frac = (c & (2**m - 1)).astype(np.float64)
-        sub = np.ldexp(frac, self.emin - m)
-        if not self.has_subnormals:
-            sub = np.zeros_like(sub)
-        norm = np.ldexp(1.0 + frac / 2.0**m, (ef - self.bias).astype(np.int64))
-        v = sign * np.where(ef == 0, sub, norm)
-        top = ef == 2**e - 1
-        if self.nan == "ieee":
-            v = np.where(top & (frac == 0), sign * np.inf, v)
-            v = np.where(top & (frac != 0), np.nan, v)
-        elif self.nan == "max_code":
-            v = np.where(top & (frac == 2**m - 1), np.nan, v)
-        return v
+        from numfmt.layout import decode_codes
+
+        return decode_codes(self, codes)
 
     def finite_values(self) -> np.ndarray:
         """Every distinct finite value, ascending, as float64 (one zero). Only for <= 24 bits."""

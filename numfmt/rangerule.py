@@ -21,7 +21,7 @@ Overflow = Literal["inf", "nan", "saturate", "raise"]
 
 __all__ = ["Overflow", "default_overflow", "float64_range", "holds", "container_name",
            "source_format", "first_index", "raise_overflow", "apply_overflow", "check_nan",
-           "saturated_max"]
+           "saturated_max", "bottom_of_range", "odd_code_tie"]
 
 
 def default_overflow(fmt: Any) -> Overflow:
@@ -202,12 +202,13 @@ def apply_overflow(r: Any, x: Any, fmt: Format, rule: Overflow, xp: Any) -> tupl
     lo, hi = float64_range(fmt)
     with np.errstate(invalid="ignore"):
         over = (r > hi) | (r < lo)
-    if fmt.has_inf and rule != "saturate":
-        over = over & ~xp.isinf(x)                 # inf inputs stay inf
+    if fmt.has_inf and rule != "saturate":        # inf inputs the format holds stay inf
+        over = over & ~(xp.isinf(x) & ((x > 0) | fmt.signed))
     if rule == "raise" or not bool(over.any()):
         return r, over
-    if rule == "inf":
-        return xp.where(over, xp.where(r > 0, math.inf, -math.inf), r), over
+    if rule == "inf":                              # an unsigned format has no -inf: NaN
+        neg = -math.inf if fmt.signed else math.nan
+        return xp.where(over, xp.where(r > 0, math.inf, neg), r), over
     if rule == "nan":
         return xp.where(over, math.nan, r), over
     return xp.clip(r, lo, hi), over               # NaN stays NaN
@@ -256,3 +257,52 @@ def saturated_max(r: Any, x: Any, fmt: Format, rule: Overflow) -> Any:
         return None
     with np.errstate(invalid="ignore"):
         return x > hi
+
+
+def bottom_of_range(r: Any, x: Any, fmt: Format, xp: Any) -> Any:
+    """A grid rounding ``r`` of ``x`` moved onto the values the format has near zero.
+
+    Parameters
+    ----------
+    r, x : numpy.ndarray or torch.Tensor
+        The float64 rounding (unbounded grid) and the float64 input.
+    fmt : Format
+    xp : module
+        numpy or torch.
+
+    Returns
+    -------
+    array
+        -0 becomes +0 where the format has no -0 (the fnuz layouts, P3109 signed, unsigned
+        formats); a positive input below the smallest value of a format without zero (E8M0)
+        becomes that smallest value, its nearest. Zero and negative inputs into a format
+        without them are left for the overflow rule (they lie below ``lowest``).
+    """
+    if fmt.is_float and not fmt.has_negative_zero:
+        r = r + 0.0                                 # -0.0 + 0.0 is +0.0
+    if fmt.is_float and not fmt.has_zero:
+        tiny = float(fmt.tiny_exact)
+        r = xp.where((x > 0) & (r < tiny), tiny, r)
+    return r
+
+
+def odd_code_tie(qexp: Any, fmt: Format, xp: Any) -> Any:
+    """Where a format without fraction bits (E8M0, P3109 p=1) puts a tie 1.5 * 2**e.
+
+    Parameters
+    ----------
+    qexp : array of int
+        The binade exponents e of the ties.
+    fmt : Format
+        mantissa_bits == 0.
+    xp : module
+        numpy or torch.
+
+    Returns
+    -------
+    array
+        1 or 2 (the multiple of 2**e): the neighbour whose code is even. With no fraction bits
+        the code's last bit is the exponent's: 2**e has code e + bias, 2**(e+1) the next one.
+        (gfloat does the same; ml_dtypes and torch round such ties up in magnitude.)
+    """
+    return xp.where((qexp + fmt.bias) % 2 == 0, 1.0, 2.0)

@@ -2,13 +2,68 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal
 
 import numpy as np
 
 from numfmt.format import Format
 
-_INT = {"has_inf": False, "nan": "none"}    # integers hold neither: they saturate or raise
+_INT = {"has_inf": False, "nan": "none"}
+_P3109_NAME = re.compile(r"p3109_k(\d+)p(\d+)([su])([ef])")
+
+
+def p3109(k: int, p: int, *, signed: bool = True,
+          domain: Literal["extended", "finite"] = "extended") -> Format:
+    """A format of the IEEE P3109 family (interim report: binary{k}p{p}).
+
+    Parameters
+    ----------
+    k : int
+        Width in bits (>= 2).
+    p : int
+        Precision in bits, the implicit leading bit included (1 <= p <= k - 1 when signed,
+        p <= k when unsigned).
+    signed : bool
+        Signed formats have a sign bit, k - p exponent bits and bias 2**(k-p-1); unsigned ones
+        k - p + 1 exponent bits and bias 2**(k-p).
+    domain : {"extended", "finite"}
+        Extended formats hold +-inf at the largest magnitude codes; finite ones do not.
+
+    Returns
+    -------
+    Format
+        Named ``p3109_k{k}p{p}{s|u}{e|f}``. Signed: one NaN at the -0 code (0b10...0), no -0.
+        Unsigned: NaN at the all-ones code (and +inf just below it in the extended domain).
+        Subnormals throughout.
+
+    Raises
+    ------
+    ValueError
+        For parameters outside those ranges (a signed format with p = k would have no exponent
+        bit).
+
+    Examples
+    --------
+    >>> p3109(8, 3).max
+    49152.0
+    """
+    for key, v in (("k", k), ("p", p)):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise ValueError(f"p3109: {key} must be an int, not {v!r}")
+    if domain not in ("extended", "finite"):
+        raise ValueError(f"p3109: domain must be 'extended' or 'finite', not {domain!r}")
+    top = k - 1 if signed else k
+    if k < 2 or not 1 <= p <= top:
+        raise ValueError(f"p3109: needs k >= 2 and 1 <= p <= {top} for a "
+                         f"{'signed' if signed else 'unsigned'} format, not k={k}, p={p}")
+    e = k - p if signed else k - p + 1
+    name = f"p3109_k{k}p{p}{'s' if signed else 'u'}{domain[0]}"
+    return Format(name, "float", k, e, p - 1, signed=signed, has_inf=domain == "extended",
+                  nan="negative_zero" if signed else "max_code", bias_override=2 ** (e - 1),
+                  description=f"IEEE P3109 binary{k}p{p}, {'signed' if signed else 'unsigned'}, "
+                              f"{domain} domain")
+    # integers hold neither: they saturate or raise
 # No aliases that numpy's type codes read differently ('i8' is int64 there, 'f16' float128).
 
 _FORMATS: tuple[Format, ...] = (
@@ -30,11 +85,37 @@ _FORMATS: tuple[Format, ...] = (
            torch_dtype_name="float16", numpy_dtype_name="float16"),
     Format("fp8_e4m3fn", "float", 8, 4, 3, has_inf=False, nan="max_code",
            description="OCP FP8 E4M3FN: no inf, one NaN code per sign, max 448",
-           aliases=("e4m3fn", "e4m3", "fp8_e4m3", "float8_e4m3fn"),
+           aliases=("e4m3fn", "float8_e4m3fn"),
            torch_dtype_name="float8_e4m3fn", numpy_dtype_name="ml_dtypes.float8_e4m3fn"),
     Format("fp8_e5m2", "float", 8, 5, 2, description="OCP FP8 E5M2: IEEE-like, max 57344",
            aliases=("e5m2", "float8_e5m2"),
            torch_dtype_name="float8_e5m2", numpy_dtype_name="ml_dtypes.float8_e5m2"),
+    Format("fp8_e4m3", "float", 8, 4, 3,
+           description="IEEE-like FP8 E4M3 (ml_dtypes float8_e4m3): inf and NaN in the top "
+                       "binade, max 240",
+           aliases=("e4m3", "float8_e4m3"), numpy_dtype_name="ml_dtypes.float8_e4m3"),
+    Format("fp8_e4m3fnuz", "float", 8, 4, 3, has_inf=False, nan="negative_zero",
+           bias_override=8,
+           description="FP8 E4M3FNUZ (Graphcore/AMD): bias 8, one NaN at 0x80, no -0, no inf, "
+                       "max 240",
+           aliases=("e4m3fnuz", "float8_e4m3fnuz"), torch_dtype_name="float8_e4m3fnuz",
+           numpy_dtype_name="ml_dtypes.float8_e4m3fnuz"),
+    Format("fp8_e5m2fnuz", "float", 8, 5, 2, has_inf=False, nan="negative_zero",
+           bias_override=16,
+           description="FP8 E5M2FNUZ (Graphcore/AMD): bias 16, one NaN at 0x80, no -0, no inf, "
+                       "max 57344",
+           aliases=("e5m2fnuz", "float8_e5m2fnuz"), torch_dtype_name="float8_e5m2fnuz",
+           numpy_dtype_name="ml_dtypes.float8_e5m2fnuz"),
+    Format("fp8_e3m4", "float", 8, 3, 4,
+           description="IEEE-like FP8 E3M4 (ml_dtypes float8_e3m4): bias 3, max 15.5",
+           aliases=("e3m4", "float8_e3m4"), numpy_dtype_name="ml_dtypes.float8_e3m4"),
+    Format("fp8_e8m0fnu", "float", 8, 8, 0, signed=False, has_inf=False, nan="max_code",
+           has_zero=False, has_subnormals=False,
+           description="OCP MX E8M0 scale: unsigned powers of two 2**-127..2**127, 0xFF NaN, "
+                       "no zero, no inf",
+           aliases=("e8m0", "e8m0fnu", "float8_e8m0fnu"), torch_dtype_name="float8_e8m0fnu",
+           numpy_dtype_name="ml_dtypes.float8_e8m0fnu"),
+    p3109(8, 3), p3109(8, 4),
     Format("fp6_e3m2fn", "float", 6, 3, 2, has_inf=False, nan="none",
            description="OCP MX FP6 E3M2: no inf, no NaN",
            aliases=("e3m2fn", "float6_e3m2fn"), numpy_dtype_name="ml_dtypes.float6_e3m2fn"),
@@ -49,6 +130,14 @@ _FORMATS: tuple[Format, ...] = (
     Format("uint8", "int", 8, **_INT, signed=False,
            description="unsigned 8-bit integer, 0..255",
            aliases=("quint8",), torch_dtype_name="uint8", numpy_dtype_name="uint8"),
+    Format("int4", "int", 4, **_INT, description="two's-complement 4-bit integer, -8..7",
+           numpy_dtype_name="ml_dtypes.int4"),
+    Format("uint4", "int", 4, **_INT, signed=False, description="unsigned 4-bit integer, 0..15",
+           numpy_dtype_name="ml_dtypes.uint4"),
+    Format("int2", "int", 2, **_INT, description="two's-complement 2-bit integer, -2..1",
+           numpy_dtype_name="ml_dtypes.int2"),
+    Format("uint2", "int", 2, **_INT, signed=False, description="unsigned 2-bit integer, 0..3",
+           numpy_dtype_name="ml_dtypes.uint2"),
     Format("int16", "int", 16, **_INT,
            description="two's-complement 16-bit integer, -32768..32767",
            aliases=("i16", "short"), torch_dtype_name="int16", numpy_dtype_name="int16"),
@@ -143,7 +232,13 @@ def get(spec: Any) -> Format:
         try:
             return _BY_NAME[key]
         except KeyError:
-            raise _unknown(spec) from None
+            pass
+        match = _P3109_NAME.fullmatch(key)
+        if match is None:
+            raise _unknown(spec)
+        k, p, sign, dom = match.groups()
+        return p3109(int(k), int(p), signed=sign == "s",
+                     domain="extended" if dom == "e" else "finite")
     if type(spec).__module__ == "torch" and type(spec).__name__ == "dtype":
         name = str(spec).removeprefix("torch.")
         for f in _FORMATS:

@@ -14,8 +14,9 @@ import numpy as np
 from numfmt.exact import round_exact
 from numfmt.format import Format
 from numfmt.overflow import RangeOverflowError
-from numfmt.rangerule import (Overflow, apply_overflow, check_nan, container_name, holds,
-                              raise_overflow, saturated_max, source_format)
+from numfmt.rangerule import (Overflow, apply_overflow, bottom_of_range, check_nan,
+                              container_name, holds, odd_code_tie, raise_overflow,
+                              saturated_max, source_format)
 from numfmt.registry import get
 
 __all__ = ["round_array", "round_rational", "beyond_float64"]
@@ -28,7 +29,11 @@ def _np_round_float(a: np.ndarray, fmt: Format) -> np.ndarray:
     _, e = np.frexp(a)  # a = f * 2**e with 0.5 <= |f| < 1, so the binade exponent is e - 1
     qexp = np.maximum(e - 1, fmt.emin) - fmt.mantissa_bits
     with np.errstate(invalid="ignore", over="ignore"):  # overflow to inf is the IEEE answer
-        return np.ldexp(np.rint(np.ldexp(a, -qexp)), qexp)
+        s = np.ldexp(a, -qexp)
+        k = np.rint(s)
+        if fmt.mantissa_bits == 0:      # no fraction bits: a tie goes to the even *code*
+            k = np.where(np.abs(s) == 1.5, np.sign(s) * odd_code_tie(qexp, fmt, np), k)
+        return np.ldexp(k, qexp)
 
 
 def beyond_float64(a: np.ndarray) -> np.ndarray | None:
@@ -113,6 +118,7 @@ def round_array(a: np.ndarray, fmt: Format, rule: Overflow) -> np.ndarray:
     # ufuncs return numpy scalars for 0-d input; keep an array so masks can assign into it
     # (+ 0.0 turns rint's -0.0 into 0: integers have no negative zero)
     r = np.asarray(_np_round_float(x, fmt) if fmt.is_float else np.rint(x) + 0.0)
+    r = np.asarray(bottom_of_range(r, x, fmt, np))
     sat = saturated_max(r, x, fmt, rule)
     r, over = apply_overflow(r, x, fmt, rule, np)
     if rule == "raise" and over.any():

@@ -4,9 +4,9 @@ numpy path's exact float64 algorithm, run in chunks on CPU threads (`numfmt.thre
 from __future__ import annotations
 
 from numfmt.format import Format
-from numfmt.rangerule import (Overflow, apply_overflow, check_nan, container_name,
-                              default_overflow, holds, raise_overflow, saturated_max,
-                              source_format)
+from numfmt.rangerule import (Overflow, apply_overflow, bottom_of_range, check_nan,
+                              container_name, default_overflow, holds, odd_code_tie,
+                              raise_overflow, saturated_max, source_format)
 from numfmt.registry import get
 from numfmt.round_numpy import round_array
 from numfmt.tf32 import tf32_from_float32
@@ -29,7 +29,11 @@ def _round_torch_float64(x, fmt: Format):
     qexp = torch.clamp_min(e.to(torch.int64) - 1, fmt.emin) - fmt.mantissa_bits
     scale = torch.ldexp(torch.ones_like(x), qexp)
     # Division by a power of two is exact; torch.round is round-half-to-even.
-    return torch.round(x / scale) * scale
+    s = x / scale
+    k = torch.round(s)
+    if fmt.mantissa_bits == 0:          # no fraction bits: a tie goes to the even *code*
+        k = torch.where(s.abs() == 1.5, torch.sign(s) * odd_code_tie(qexp, fmt, torch), k)
+    return k * scale
 
 
 def _fast_torch(t, fmt: Format, rule: Overflow):
@@ -101,7 +105,7 @@ def _round_torch_general(t, fmt: Format, rule: Overflow, out_dtype):
 
     def job(lo: int, hi: int) -> None:
         x = src[lo:hi].to(torch.float64)
-        r = _round_torch_float64(x, fmt)
+        r = bottom_of_range(_round_torch_float64(x, fmt), x, fmt, torch)
         sat = saturated_max(r, x, fmt, rule)
         r, over = apply_overflow(r, x, fmt, rule, torch)
         if over_all is not None:

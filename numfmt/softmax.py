@@ -33,7 +33,8 @@ The two quantities:
   largest spread whose probability round(exp(-d) / sum) is nonzero; every larger spread gives
   0. NaN where even spread 0 gives 0 (integer formats, where 1/n rounds to 0) or where n ones
   overflow. ``stable_zero_spread`` is the spread past which exp(-d) itself is 0 (-min_arg of
-  `exp_bounds`), whatever the sum.
+  `exp_bounds`), whatever the sum. Both are NaN for formats without zero (E8M0), where no
+  difference z - max exists.
 """
 
 from __future__ import annotations
@@ -241,10 +242,14 @@ def _prob_zero_spread(fmt: Format, n: int, model: str) -> float | int:
 
 @lru_cache(maxsize=4096)
 def _softmax_safety(fmt: Format, n: int, model: str) -> SoftmaxSafety:
+    naive = _naive_max_logit(fmt, n, model)
+    if fmt.lowest_exact > 0:           # no zero (E8M0): no difference z - max exists
+        return SoftmaxSafety(format=fmt, num_classes=n, accumulation=model,
+                             naive_max_logit=naive, stable_zero_spread=float("nan"),
+                             stable_prob_zero_spread=float("nan"))
     zero_spread = 0 - exp_bounds(fmt).min_arg          # 0 - 0.0 is 0.0; -(0.0) would be -0.0
     return SoftmaxSafety(format=fmt, num_classes=n, accumulation=model,
-                         naive_max_logit=_naive_max_logit(fmt, n, model),
-                         stable_zero_spread=zero_spread,
+                         naive_max_logit=naive, stable_zero_spread=zero_spread,
                          stable_prob_zero_spread=_prob_zero_spread(fmt, n, model))
 
 

@@ -16,7 +16,8 @@ import numfmt
 from tests.reference import nearest_even
 
 SMALL = [f for f in numfmt.formats() if f.is_float and f.bits <= 19]
-LIB_CASTS = [f for f in numfmt.formats() if f.is_float and f.bits in (8, 16) and f.numpy_dtype]
+LIB_CASTS = [f for f in numfmt.formats() if f.is_float and f.bits in (8, 16) and f.numpy_dtype
+             and f.name != "fp8_e8m0fnu"]      # E8M0: its own test below
 
 
 def _same(a, b) -> bool:
@@ -26,7 +27,7 @@ def _same(a, b) -> bool:
 
 def _table(f):
     """(ascending nonnegative values, is the code even) from the bit patterns."""
-    codes = np.arange(2 ** (f.bits - 1))  # sign bit clear
+    codes = np.arange(2 ** (f.bits - 1) if f.signed else 2**f.bits)  # sign bit clear
     v = f.decode(codes)
     keep = np.isfinite(v)
     return [Fraction(float(x)) for x in v[keep]], [bool(c % 2 == 0) for c in codes[keep]]
@@ -36,7 +37,7 @@ def _midpoints(f) -> np.ndarray:
     v = f.finite_values()
     v = v[v >= 0]
     mids = (v[:-1] + v[1:]) / 2  # exact in float64 for these formats
-    return np.concatenate([mids, -mids])
+    return np.concatenate([mids, -mids]) if f.signed else mids
 
 
 @pytest.mark.parametrize("f", SMALL, ids=str)
@@ -79,6 +80,55 @@ def test_float32_inputs_match_ml_dtypes_and_numpy_casts_bit_for_bit(f):
     assert _same(ours, theirs)
     real = ~np.isnan(theirs)  # NaN sign bits are not part of the contract
     assert np.array_equal(np.signbit(ours[real]), np.signbit(theirs[real]))
+
+
+@pytest.mark.filterwarnings("ignore:(invalid value|overflow) encountered in cast:RuntimeWarning")
+def test_e8m0_against_ml_dtypes_torch_and_gfloat():
+    """E8M0 has no fraction bits: a tie 1.5 * 2**e goes to the even *code* (as gfloat rounds;
+    ml_dtypes and torch round every such tie up). Away from ties and from float32's subnormals
+    (which ml_dtypes sends to 2**-126 whatever their value) all three agree with us; zero and
+    negative inputs, which E8M0 cannot hold, give NaN like ml_dtypes (torch: 2**-127, |x|)."""
+    import gfloat
+    from gfloat.formats import format_info_ocp_e8m0
+    f = numfmt.get("fp8_e8m0fnu")
+    v = f.finite_values()
+    x = np.concatenate([v * 1.25, v * 1.75, v, v * 1.5]).astype(np.float32)
+    x = x[np.isfinite(x) & (x >= 2.0**-126)]
+    ours = numfmt.round_to(x, f)
+    ties = x == (2.0 ** np.floor(np.log2(x.astype(np.float64)))) * 1.5
+    theirs = x.astype(f.numpy_dtype).astype(np.float64)
+    assert _same(ours[~ties], theirs[~ties])
+    up = ties & (x < f.max)
+    assert (theirs[up] > x[up]).all() and up.sum() > 100          # ml_dtypes: ties up
+    g = [gfloat.round_float(format_info_ocp_e8m0, float(t), gfloat.RoundMode.TiesToEven)
+         for t in x]
+    assert _same(ours, g)
+    t = numfmt.round_to(torch.from_numpy(x), f)
+    assert _same(t.numpy(), ours)
+    special = numfmt.round_to(np.array([0.0, -1.0, 2.0**-140, 2.0**128, np.inf]), f)
+    assert _same(special, [np.nan, np.nan, 2.0**-127, np.nan, np.nan])
+    assert numfmt.round_to(np.array([0.0, -1.0]), f, overflow="saturate").tolist() == \
+        [2.0**-127, 2.0**-127]
+
+
+@pytest.mark.parametrize("name", ["fp8_e4m3fnuz", "fp8_e5m2fnuz", "p3109_k8p4se", "p3109_k8p3se"])
+def test_formats_without_negative_zero_give_plus_zero(name):
+    x = np.array([-0.0, -1e-30, -2.0**-40])
+    for got in (numfmt.round_to(x, name), numfmt.round_to(torch.from_numpy(x), name).numpy()):
+        assert (got == 0).all() and not np.signbit(got).any()
+
+
+def test_unsigned_formats_negative_inputs_meet_the_overflow_rule():
+    """A negative value that rounds to a nonzero magnitude is below the range of an unsigned
+    format ([0 or its smallest value, max]); tiny negatives round to +0 where 0 exists."""
+    u = numfmt.p3109(8, 4, signed=False)
+    x = np.array([-1.0, -1e-30, 3.0])
+    assert _same(numfmt.round_to(x, u), [np.nan, 0.0, 3.0])          # extended: no -inf
+    assert numfmt.round_to(x, u, overflow="saturate").tolist() == [0.0, 0.0, 3.0]
+    with pytest.raises(numfmt.RangeOverflowError, match=r"index \(0,\)"):
+        numfmt.round_to(x, u, overflow="raise")
+    assert _same(numfmt.round_to(np.array([np.inf, -np.inf]), u), [np.inf, np.nan])
+    assert numfmt.round_to(np.array([-3.0, 20.0]), "uint4").tolist() == [0, 15]
 
 
 @pytest.mark.parametrize("name", ["fp16", "bf16", "fp8_e5m2"])
