@@ -192,6 +192,22 @@ def _small_head(isa: str = "auto") -> int8_head.Int8Head:
 
 
 @needs_ext
+def test_describe_and_openmp(monkeypatch):
+    assert int8_head.available()
+    line = int8_head.describe()
+    assert line.startswith(f"compiled int8 head ({ISAS[0]}) on ")
+    from quant.native import _int8_head
+    if _int8_head.openmp_library():                  # built with OpenMP: torch's own runtime
+        assert line.endswith("torch's OpenMP threads")
+    monkeypatch.setenv("QUANT_NATIVE", "0")
+    assert int8_head.describe() == "torch passes (QUANT_NATIVE=0)"
+    assert not int8_head.available()
+    head = _small_head()                              # QUANT_NATIVE=0: the torch passes
+    x = torch.tensor([[255, 0, 7]], dtype=torch.uint8)
+    assert torch.equal(head.probabilities(x), head.probabilities(x, "native"))
+
+
+@needs_ext
 def test_isa_selection(monkeypatch):
     assert _small_head().isa == ISAS[0]
     assert "scalar" in ISAS

@@ -56,7 +56,7 @@ except ImportError:                     # no compiler at install time: the torch
     _int8_head = None
 
 __all__ = ["ISAS", "ENV_ISA", "Implementation", "AccumulationPlan", "Int8Head", "available",
-           "supported_isas", "plan_accumulation", "prepare_int8_head"]
+           "describe", "supported_isas", "plan_accumulation", "prepare_int8_head"]
 
 ISAS: tuple[str, ...] = ("avx512_vnni", "avx2", "scalar")  # fastest first
 ENV_ISA = "QUANT_INT8_HEAD"             # "auto" or one of ISAS: overrides isa="auto"
@@ -81,6 +81,16 @@ _SHARED_OPENMP = _shares_torch_openmp()
 def available() -> bool:
     """True if the extension is built and not disabled by ``QUANT_NATIVE=0``."""
     return _int8_head is not None and os.environ.get("QUANT_NATIVE", "1") != "0"
+
+
+def describe() -> str:
+    """One line saying whether the fused head runs, its fastest instruction set here and its
+    threads (e.g. "compiled int8 head (avx512_vnni) on torch's OpenMP threads")."""
+    if not available():
+        return "torch passes (" + ("QUANT_NATIVE=0" if _int8_head is not None
+                                   else "quant.native._int8_head is not built") + ")"
+    threads = "torch's OpenMP threads" if _SHARED_OPENMP else "one thread"
+    return f"compiled int8 head ({supported_isas()[0]}) on {threads}"
 
 
 def supported_isas() -> tuple[str, ...]:
