@@ -14,7 +14,6 @@ encoded axis moved last.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -22,17 +21,14 @@ from typing import Any
 import numpy as np
 
 from numfmt import block_rules as br
+from numfmt.block_checks import (ROUNDING_PASSED, check_axis, check_input, check_overflow,
+                                 check_rule, rounding_kwargs, to_blocks)
 from numfmt.blocks import E8M0, BlockFormat, get_block_format
 from numfmt.overflow import RangeOverflowError
 from numfmt.registry import get
 from numfmt.rounding import round_to
 
-__all__ = ["BlockEncoded", "block_encode", "block_decode", "block_round", "to_blocks",
-           "ROUNDING_PASSED"]
-
-# Whether numfmt.round_to takes rounding= (the element rounding modes beyond nearest-even).
-ROUNDING_PASSED: bool = "rounding" in inspect.signature(round_to).parameters
-
+__all__ = ["BlockEncoded", "block_encode", "block_decode", "block_round"]
 
 @dataclass(frozen=True)
 class BlockEncoded:
@@ -109,80 +105,7 @@ def _element_table(fmt: BlockFormat, device):
                         dtype=torch.float64, device=device)
 
 
-# ---- input checks --------------------------------------------------------------------------
-def _as_float64(x: Any):
-    """(float64 tensor holding x exactly, container, dtype); refuses what it cannot hold."""
-    import torch
-
-    container = "torch"
-    if isinstance(x, np.ndarray):
-        if x.dtype not in (np.float16, np.float32, np.float64):
-            raise TypeError(f"block formats encode float16/32/64 arrays, not dtype {x.dtype}")
-        container, x = "numpy", torch.from_numpy(np.ascontiguousarray(x))
-    elif not isinstance(x, torch.Tensor):
-        raise TypeError(f"block_encode takes a torch tensor or numpy array, not "
-                        f"{type(x).__name__}")
-    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
-        raise TypeError(f"block formats encode float16/bfloat16/float32/float64 tensors, not "
-                        f"{x.dtype} (integers would need a rounding of their own)")
-    if x.dim() == 0 or x.numel() == 0:
-        raise ValueError(f"block_encode needs a tensor with at least one axis and one element, "
-                         f"got shape {tuple(x.shape)}")
-    return x.detach().to(torch.float64), container, x.dtype
-
-
-def _check_axis(axis: Any, ndim: int) -> int:
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"axis must be an int, not {type(axis).__name__}")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"axis {axis} is out of range for a tensor with {ndim} dimensions")
-    return int(axis) % ndim
-
-
-def _check_rule(fmt: BlockFormat, rule: str | None) -> str:
-    rule = fmt.rule if rule is None else rule
-    if rule not in fmt.rules:
-        raise ValueError(f"rule {rule!r} is not a scale rule of {fmt.name}; choose one of "
-                         f"{fmt.rules}")
-    return rule
-
-
-def _rounding_kwargs(fmt: BlockFormat, rounding: str) -> dict:
-    if rounding == "nearest_even":
-        return {}
-    if not fmt.is_mx:
-        raise NotImplementedError(f"rounding={rounding!r} for {fmt.name}: its element quotient "
-                                  f"x / (s * S) is not a float, only nearest-even is exact here")
-    if not ROUNDING_PASSED:
-        raise NotImplementedError(f"rounding={rounding!r}: numfmt.round_to rounds to nearest "
-                                  f"even only in this version; block formats pass its modes on")
-    return {"rounding": rounding}
-
-
-def _check_overflow(overflow: Any) -> str:
-    name = getattr(overflow, "value", overflow)
-    if name not in ("saturate", "raise"):
-        raise ValueError(f"overflow={overflow!r}: block formats saturate (the spec) or raise; "
-                         f"use 'saturate' or 'raise'")
-    return name
-
-
 # ---- encode --------------------------------------------------------------------------------
-def to_blocks(x, axis: int, block_size: int):
-    """``x`` with ``axis`` moved last, zero-padded to whole blocks: ``(*other, n, block_size)``.
-
-    The padding zeros change no block maximum, so a short last block is scaled by its own amax.
-    ``axis`` must already be a valid non-negative axis.
-    """
-    import torch
-
-    t = x.movedim(axis, -1)
-    pad = (-t.shape[-1]) % block_size
-    if pad:
-        t = torch.nn.functional.pad(t, (0, pad))
-    return t.reshape(*t.shape[:-1], t.shape[-1] // block_size, block_size)
-
-
 def _raise_over(over, blocks, fmt: BlockFormat, what: str) -> None:
     import torch
 
@@ -332,19 +255,22 @@ def block_encode(x: Any, fmt: str | BlockFormat, *, rule: str | None = None, axi
     >>> enc.scales.tolist(), enc.element_values[0, :4].tolist(), enc.padding
     ([1.0], [1.0, 3.0, 4.0, -6.0], 28)
     """
+    import torch
+
     f = get_block_format(fmt)
-    x64, container, dtype = _as_float64(x)
-    ax = _check_axis(axis, x64.dim())
-    rule = _check_rule(f, rule)
-    over = _check_overflow(overflow)
-    rkw = _rounding_kwargs(f, rounding)
+    t, container = check_input(x)
+    ax = check_axis(axis, t.dim())
+    rule = check_rule(f, rule)
+    over = check_overflow(overflow)
+    rkw = rounding_kwargs(f, rounding)
+    x64 = t.detach().to(torch.float64)
     blocks = to_blocks(x64, ax, f.block_size)
     if f.is_mx:
         scodes, ecodes = _encode_mx(blocks, f, rule, over, rkw)
         s_t = None
     else:
         scodes, ecodes, s_t = _encode_nvfp4(blocks, f, over)
-    return BlockEncoded(f, rule, tuple(x64.shape), ax, dtype, container, scodes, ecodes, s_t)
+    return BlockEncoded(f, rule, tuple(x64.shape), ax, t.dtype, container, scodes, ecodes, s_t)
 
 
 def block_decode(enc: BlockEncoded, dtype: Any = None) -> Any:

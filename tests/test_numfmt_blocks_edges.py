@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from numfmt import RangeOverflowError
-from numfmt.block_codec import ROUNDING_PASSED, block_decode, block_encode, block_round
+from numfmt.block_checks import ROUNDING_PASSED
+from numfmt.block_codec import block_decode, block_encode, block_round
 from numfmt.blocks import block_formats
 
 ALL = [f.name for f in block_formats()]

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from numfmt.block_checks import check_axis, check_input, check_overflow, check_rule
 from numfmt.block_codec import BlockEncoded, block_decode, block_encode
 from numfmt.blocks import BlockFormat, get_block_format
 
@@ -82,21 +83,19 @@ class BlockScaled:
         import torch
 
         f = get_block_format(fmt)
-        fast = (isinstance(x, torch.Tensor) and x.dtype in (torch.float16, torch.bfloat16,
-                                                            torch.float32)
-                and x.device.type == "cpu"
-                and overflow == "saturate" and rounding == "nearest_even" and x.dim() > 0 and x.numel() > 0
-                and (rule is None or rule in f.rules)
-                and not isinstance(axis, bool) and isinstance(axis, int)
-                and -x.dim() <= axis < x.dim())
+        t, _ = check_input(x)                  # the same named errors as the reference, first
+        ax, rule = check_axis(axis, t.dim()), check_rule(f, rule)
+        fast = (isinstance(x, torch.Tensor) and x.device.type == "cpu"
+                and x.dtype in (torch.float16, torch.bfloat16, torch.float32)
+                and check_overflow(overflow) == "saturate" and rounding == "nearest_even")
         if fast:
-            ax, s_t = axis % x.dim(), None
+            s_t = None
             if f.is_mx:
-                scodes, ecodes = encode_mx_float32(x, f, rule or f.rule, ax)
+                scodes, ecodes = encode_mx_float32(x, f, rule, ax)
             else:
                 scodes, ecodes, s_t = encode_nvfp4_float32(x, f, ax)
-            enc = BlockEncoded(f, rule or f.rule, tuple(x.shape), ax, x.dtype, "torch",
-                               scodes, ecodes, s_t)
+            enc = BlockEncoded(f, rule, tuple(x.shape), ax, x.dtype, "torch", scodes, ecodes,
+                               s_t)
         else:
             enc = block_encode(x, f, rule=rule, axis=axis, rounding=rounding,
                                overflow=overflow)

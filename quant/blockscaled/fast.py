@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from numfmt import block_rules
-from numfmt.block_codec import to_blocks
+from numfmt.block_checks import to_blocks
 from numfmt.blocks import E8M0, BlockFormat
 
 __all__ = ["encode_mx_float32", "encode_nvfp4_float32", "FAST_DTYPES"]
