@@ -112,6 +112,18 @@ def test_extreme_operands(k, out, tiles):
 
 
 @needs_ext
+@pytest.mark.parametrize("m", [65, 200])
+def test_many_classes(m):
+    """Beyond 64 classes the per-thread scratch is allocated, not on the stack."""
+    g = torch.Generator().manual_seed(m)
+    codes = torch.randint(-128, 128, (m, 100), generator=g, dtype=torch.int16).to(torch.int8)
+    mults = torch.randint(1 << 30, 1 << 31, (m,), generator=g).tolist()
+    bias = torch.randint(-5000, 5000, (m,), generator=g).tolist()
+    model = _model(codes, bias, mults, [40] * m, 0.05, "uint16")
+    _check_all(model, torch.randint(0, 256, (130, 100), generator=g, dtype=torch.uint8))
+
+
+@needs_ext
 def test_trained_shape_model_and_threads():
     """A quantize_softmax_regression model (784 x 10), batches across the thread split."""
     g = torch.Generator().manual_seed(5)
