@@ -62,6 +62,10 @@ ISAS: tuple[str, ...] = ("avx512_vnni", "avx2", "scalar")  # fastest first
 ENV_ISA = "QUANT_INT8_HEAD"             # "auto" or one of ISAS: overrides isa="auto"
 Implementation = Literal["native", "torch"]
 _ISA_CODE = {"scalar": 0, "avx2": 1, "avx512_vnni": 2}
+# The proofs each instruction sequence needs (AccumulationPlan.proofs' keys); scalar sums in
+# int64 where int32's fails.
+_ISA_NEEDS = {"avx512_vnni": ("int32", "vnni_product_16"), "avx2": ("int32", "avx2_pair_32"),
+              "scalar": ("int64",)}
 _MODE_PROBABILITIES, _MODE_ARGMAX = 0, 1
 _ROWS_PER_THREAD = 64                   # the C loop's work item; fewer rows stay on one thread
 
@@ -122,9 +126,8 @@ class AccumulationPlan:
 
     def why_not(self, isa: str) -> str:
         """The failed proof that rules `isa` out, in words ("" if it is exact)."""
-        needs = {"avx512_vnni": ("int32", "vnni_product_16"), "avx2": ("int32", "avx2_pair_32"),
-                 "scalar": ("int64",)}.get(isa, ())
-        return next((self.proofs[p].reason for p in needs if not self.proofs[p].fits), "")
+        return next((self.proofs[p].reason for p in _ISA_NEEDS.get(isa, ())
+                     if not self.proofs[p].fits), "")
 
 
 def plan_accumulation(weight_range: tuple[int, int], in_features: int) -> AccumulationPlan:
@@ -166,12 +169,9 @@ def plan_accumulation(weight_range: tuple[int, int], in_features: int) -> Accumu
               "avx2_pair_32": accumulator_bound(PIXEL_RANGE, (lo, hi), 2, 32)}
     if not proofs["int64"].fits:
         raise ValueError(f"int8 head: even int64 sums can overflow: {proofs['int64'].reason}")
-    if not proofs["int32"].fits:
-        return AccumulationPlan((lo, hi), in_features, ("scalar",), 64, proofs)
-    isas = tuple(isa for isa, need in (("avx512_vnni", "vnni_product_16"),
-                                       ("avx2", "avx2_pair_32"), ("scalar", "int32"))
-                 if proofs[need].fits)
-    return AccumulationPlan((lo, hi), in_features, isas, 32, proofs)
+    isas = tuple(isa for isa in ISAS if all(proofs[p].fits for p in _ISA_NEEDS[isa]))
+    return AccumulationPlan((lo, hi), in_features, isas, 32 if proofs["int32"].fits else 64,
+                            proofs)
 
 
 def _input_error(x: Any, in_features: int) -> Exception:
