@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import numfmt
+import numfmt.block_checks
 from numfmt.block_codec import block_decode, block_encode, block_round
 from numfmt.block_strategies import block_arrays, edge_blocks
 from numfmt.blocks import block_format_names, block_formats, get_block_format
@@ -263,3 +264,40 @@ def test_edge_blocks_reach_every_kind():
 
     draw()
     assert seen == {"special", "power", "other", "subnormal"}
+
+
+def directed(q: Fraction, g: list[Fraction], mode: str) -> Fraction:
+    """q rounded onto the signed grid +-g in a directed / odd / away mode, saturating at +-max."""
+    top = g[-1]
+    if q > top or q < -top:
+        return top if q > 0 else -top
+    signed = sorted(set(g) | {-v for v in g})
+    lo = max(v for v in signed if v <= q)
+    hi = min(v for v in signed if v >= q)
+    if lo == hi:
+        return lo
+    odd = {v: g.index(abs(v)) % 2 == 1 for v in (lo, hi)}
+    return {"toward_zero": lo if q > 0 else hi, "up": hi, "down": lo,
+            "nearest_away": (lo if q - lo < hi - q else hi if hi - q < q - lo
+                             else (hi if q > 0 else lo)),
+            "odd": lo if odd[lo] else hi}[mode]
+
+
+@pytest.mark.skipif(not numfmt.block_checks.ROUNDING_PASSED,
+                    reason="numfmt.round_to has no rounding= in this tree")
+@pytest.mark.parametrize("mode", ["toward_zero", "up", "down", "nearest_away", "odd"])
+@pytest.mark.parametrize("name", ["mxfp8_e4m3", "mxfp6_e2m3", "mxfp4_e2m1"])
+def test_element_rounding_modes_against_reference(name, mode):
+    fmt = get_block_format(name)
+    g = grid(fmt.element)
+    mids = [(a + b) / 2 for a, b in zip(g, g[1:])]
+    vals = [float(g[-1])] + [float(m) * s for m in mids for s in (1, -1)]
+    vals += [math.nextafter(float(m), 0) for m in mids]
+    vals = vals + [0.0] * (-len(vals) % 32)
+    got = block_round(torch.tensor(vals, dtype=torch.float64), name, rounding=mode)
+    want = []
+    for i in range(0, len(vals), 32):
+        b = [Fraction(v) for v in vals[i:i + 32]]
+        x = Fraction(2) ** max(ref_exponent(max(map(abs, b)), "floor", g, 0), -127)
+        want += [float(directed(q / x, g, mode) * x) for q in b]
+    assert got.tolist() == want
