@@ -314,7 +314,7 @@ def _by_magnitude(f: Format, source: Format) -> np.ndarray:
 
 
 # ---- arrays -----------------------------------------------------------------------------------
-def arrays(fmt: Any, shape: Any, *, backend: str = "numpy", **value_options: Any
+def arrays(fmt: Any, shape: Any, backend: str = "numpy", **value_options: Any
            ) -> st.SearchStrategy:
     """A strategy for arrays of values of ``fmt`` in its storage dtype.
 
