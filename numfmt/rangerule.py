@@ -15,13 +15,14 @@ import numpy as np
 
 from numfmt.format import Format
 from numfmt.overflow import RangeOverflowError
+from numfmt.modes import clamps_high, clamps_low
 from numfmt.registry import get
 
 Overflow = Literal["inf", "nan", "saturate", "raise"]
 
 __all__ = ["Overflow", "default_overflow", "float64_range", "holds", "container_name",
            "source_format", "first_index", "raise_overflow", "apply_overflow", "check_nan",
-           "saturated_max", "bottom_of_range", "odd_code_tie"]
+           "saturated_max", "bottom_of_range"]
 
 
 def default_overflow(fmt: Any) -> Overflow:
@@ -175,7 +176,8 @@ def raise_overflow(mask: Any, x: Any, fmt: Format) -> None:
                              hint=f"it overflows {fmt.name}")
 
 
-def apply_overflow(r: Any, x: Any, fmt: Format, rule: Overflow, xp: Any) -> tuple[Any, Any]:
+def apply_overflow(r: Any, x: Any, fmt: Format, rule: Overflow, xp: Any,
+                   mode: str = "nearest_even") -> tuple[Any, Any]:
     """The overflow rule applied to the float64 rounding ``r`` of the float64 input ``x``.
 
     Parameters
@@ -186,6 +188,8 @@ def apply_overflow(r: Any, x: Any, fmt: Format, rule: Overflow, xp: Any) -> tupl
     rule : {"inf", "nan", "saturate", "raise"}
     xp : module
         numpy or torch.
+    mode : str
+        The rounding mode that produced ``r`` (`numfmt.modes`).
 
     Returns
     -------
@@ -195,13 +199,22 @@ def apply_overflow(r: Any, x: Any, fmt: Format, rule: Overflow, xp: Any) -> tupl
 
     Notes
     -----
-    A finite value rounding beyond the range meets the rule. An infinite input stays infinite
+    A finite value rounding beyond the range meets the rule, where the mode directs it there
+    (IEEE 754): toward zero (and odd) never overflows, up only on the positive side and down
+    only on the negative side; the other side gets the max or lowest value, the mode's own
+    answer. An infinite input stays infinite
     where the format has inf (every rule but "saturate", which clamps it); where the format has no
     inf it meets the rule like a finite overflow ("raise" raises, "nan" gives NaN).
     """
     lo, hi = float64_range(fmt)
     with np.errstate(invalid="ignore"):
-        over = (r > hi) | (r < lo)
+        above, below = r > hi, r < lo
+    finite = ~xp.isinf(x)
+    if clamps_high(mode):                          # the mode's answer is max, not overflow
+        r, above = xp.where(above & finite, hi, r), above & ~finite
+    if clamps_low(mode):
+        r, below = xp.where(below & finite, lo, r), below & ~finite
+    over = above | below
     if fmt.has_inf and rule != "saturate":        # inf inputs the format holds stay inf
         over = over & ~(xp.isinf(x) & ((x > 0) | fmt.signed))
     if rule == "raise" or not bool(over.any()):
@@ -284,25 +297,3 @@ def bottom_of_range(r: Any, x: Any, fmt: Format, xp: Any) -> Any:
         tiny = float(fmt.tiny_exact)
         r = xp.where((x > 0) & (r < tiny), tiny, r)
     return r
-
-
-def odd_code_tie(qexp: Any, fmt: Format, xp: Any) -> Any:
-    """Where a format without fraction bits (E8M0, P3109 p=1) puts a tie 1.5 * 2**e.
-
-    Parameters
-    ----------
-    qexp : array of int
-        The binade exponents e of the ties.
-    fmt : Format
-        mantissa_bits == 0.
-    xp : module
-        numpy or torch.
-
-    Returns
-    -------
-    array
-        1 or 2 (the multiple of 2**e): the neighbour whose code is even. With no fraction bits
-        the code's last bit is the exponent's: 2**e has code e + bias, 2**(e+1) the next one.
-        (gfloat does the same; ml_dtypes and torch round such ties up in magnitude.)
-    """
-    return xp.where((qexp + fmt.bias) % 2 == 0, 1.0, 2.0)

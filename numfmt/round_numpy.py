@@ -14,26 +14,22 @@ import numpy as np
 from numfmt.exact import round_exact
 from numfmt.format import Format
 from numfmt.overflow import RangeOverflowError
+from numfmt.modes import clamps_high, clamps_low, round_scaled
 from numfmt.rangerule import (Overflow, apply_overflow, bottom_of_range, check_nan,
-                              container_name, holds, odd_code_tie, raise_overflow,
-                              saturated_max, source_format)
+                              container_name, holds, raise_overflow, saturated_max, source_format)
 from numfmt.registry import get
 
 __all__ = ["round_array", "round_rational", "beyond_float64"]
 
 
-def _np_round_float(a: np.ndarray, fmt: Format) -> np.ndarray:
-    """RNE of float64 ``a`` onto the float format's grid, unbounded exponent above."""
+def _np_round_float(a: np.ndarray, fmt: Format, mode: str) -> np.ndarray:
+    """float64 ``a`` rounded by ``mode`` onto the float format's grid, unbounded above."""
     if fmt.name == "fp64":
         return a.copy()
     _, e = np.frexp(a)  # a = f * 2**e with 0.5 <= |f| < 1, so the binade exponent is e - 1
     qexp = np.maximum(e - 1, fmt.emin) - fmt.mantissa_bits
     with np.errstate(invalid="ignore", over="ignore"):  # overflow to inf is the IEEE answer
-        s = np.ldexp(a, -qexp)
-        k = np.rint(s)
-        if fmt.mantissa_bits == 0:      # no fraction bits: a tie goes to the even *code*
-            k = np.where(np.abs(s) == 1.5, np.sign(s) * odd_code_tie(qexp, fmt, np), k)
-        return np.ldexp(k, qexp)
+        return np.ldexp(round_scaled(np.ldexp(a, -qexp), qexp, fmt, mode, np), qexp)
 
 
 def beyond_float64(a: np.ndarray) -> np.ndarray | None:
@@ -58,7 +54,8 @@ def beyond_float64(a: np.ndarray) -> np.ndarray | None:
     return np.asarray(mask) if mask.any() else None
 
 
-def round_rational(q: Fraction, fmt: Format, rule: Overflow) -> float | int:
+def round_rational(q: Fraction, fmt: Format, rule: Overflow,
+                   mode: str = "nearest_even") -> float | int:
     """A rational rounded once, exactly, into the format under the overflow rule.
 
     Parameters
@@ -76,9 +73,11 @@ def round_rational(q: Fraction, fmt: Format, rule: Overflow) -> float | int:
     RangeOverflowError
         For "raise" when ``q`` rounds beyond the range.
     """
-    r = round_exact(q, fmt)
+    r = round_exact(q, fmt, mode)
     if fmt.lowest_exact <= r <= fmt.max_exact:
         return fmt.as_number(r)
+    if (r > 0 and clamps_high(mode)) or (r < fmt.lowest_exact and clamps_low(mode)):
+        return fmt.as_number(fmt.max_exact if r > 0 else fmt.lowest_exact)
     if rule == "raise":
         raise RangeOverflowError("round_to", (), q, fmt.lowest, fmt.max, what="value",
                                  hint=f"it overflows {fmt.name}")
@@ -89,8 +88,9 @@ def round_rational(q: Fraction, fmt: Format, rule: Overflow) -> float | int:
     return fmt.as_number(fmt.max_exact if r > 0 else fmt.lowest_exact)
 
 
-def round_array(a: np.ndarray, fmt: Format, rule: Overflow) -> np.ndarray:
-    """A numpy array rounded to nearest even into the format (the numpy path of `round_to`).
+def round_array(a: np.ndarray, fmt: Format, rule: Overflow,
+                mode: str = "nearest_even") -> np.ndarray:
+    """A numpy array rounded into the format (the numpy path of `round_to`).
 
     Parameters
     ----------
@@ -98,6 +98,8 @@ def round_array(a: np.ndarray, fmt: Format, rule: Overflow) -> np.ndarray:
         Any real dtype; not modified.
     fmt : Format
     rule : {"inf", "nan", "saturate", "raise"}
+    mode : str
+        A deterministic rounding mode (`numfmt.modes`).
 
     Returns
     -------
@@ -117,10 +119,12 @@ def round_array(a: np.ndarray, fmt: Format, rule: Overflow) -> np.ndarray:
     check_nan(x, fmt, np)
     # ufuncs return numpy scalars for 0-d input; keep an array so masks can assign into it
     # (+ 0.0 turns rint's -0.0 into 0: integers have no negative zero)
-    r = np.asarray(_np_round_float(x, fmt) if fmt.is_float else np.rint(x) + 0.0)
+    with np.errstate(invalid="ignore"):
+        r = np.asarray(_np_round_float(x, fmt, mode) if fmt.is_float else
+                       round_scaled(x, None, fmt, mode, np) + 0.0)
     r = np.asarray(bottom_of_range(r, x, fmt, np))
     sat = saturated_max(r, x, fmt, rule)
-    r, over = apply_overflow(r, x, fmt, rule, np)
+    r, over = apply_overflow(r, x, fmt, rule, np, mode)
     if rule == "raise" and over.any():
         raise_overflow(over, x, fmt)
     out = np.asarray(r).astype(out_fmt.numpy_dtype)
@@ -131,5 +135,5 @@ def round_array(a: np.ndarray, fmt: Format, rule: Overflow) -> np.ndarray:
             i = np.unravel_index(j, a.shape)
             v = a[i]
             q = Fraction(int(v)) if a.dtype.kind in "iu" else Fraction(*v.as_integer_ratio())
-            out[i] = round_rational(q, fmt, rule)
+            out[i] = round_rational(q, fmt, rule, mode)
     return out

@@ -4,9 +4,10 @@ numpy path's exact float64 algorithm, run in chunks on CPU threads (`numfmt.thre
 from __future__ import annotations
 
 from numfmt.format import Format
+from numfmt.modes import round_scaled
 from numfmt.rangerule import (Overflow, apply_overflow, bottom_of_range, check_nan,
-                              container_name, default_overflow, holds, odd_code_tie,
-                              raise_overflow, saturated_max, source_format)
+                              container_name, default_overflow, holds, raise_overflow,
+                              saturated_max, source_format)
 from numfmt.registry import get
 from numfmt.round_numpy import round_array
 from numfmt.tf32 import tf32_from_float32
@@ -15,25 +16,21 @@ from numfmt.threads import run_chunks
 __all__ = ["round_tensor", "straight_through"]
 
 
-def _round_torch_float64(x, fmt: Format):
-    """RNE of float64 tensor ``x`` onto the format's grid (unbounded above)."""
+def _round_torch_float64(x, fmt: Format, mode: str):
+    """float64 tensor ``x`` rounded by ``mode`` onto the format's grid (unbounded above)."""
     import torch
 
     if not fmt.is_float:
-        return torch.round(x) + 0.0                 # integers have no -0.0
+        return round_scaled(x, None, fmt, mode, torch) + 0.0   # integers have no -0.0
     if fmt.name == "fp64":
         return x.clone()
-    if fmt.name == "fp32":
+    if fmt.name == "fp32" and mode == "nearest_even":
         return x.to(torch.float32).to(torch.float64)    # float64 -> float32 is correctly rounded
     _, e = torch.frexp(x)
     qexp = torch.clamp_min(e.to(torch.int64) - 1, fmt.emin) - fmt.mantissa_bits
     scale = torch.ldexp(torch.ones_like(x), qexp)
-    # Division by a power of two is exact; torch.round is round-half-to-even.
-    s = x / scale
-    k = torch.round(s)
-    if fmt.mantissa_bits == 0:          # no fraction bits: a tie goes to the even *code*
-        k = torch.where(s.abs() == 1.5, torch.sign(s) * odd_code_tie(qexp, fmt, torch), k)
-    return k * scale
+    # Division by a power of two is exact.
+    return round_scaled(x / scale, qexp, fmt, mode, torch) * scale
 
 
 def _fast_torch(t, fmt: Format, rule: Overflow):
@@ -54,8 +51,8 @@ def _fast_torch(t, fmt: Format, rule: Overflow):
     return None
 
 
-def round_tensor(t, fmt: Format, rule: Overflow):
-    """A tensor rounded to nearest even into the format (the torch path of `round_to`).
+def round_tensor(t, fmt: Format, rule: Overflow, mode: str = "nearest_even"):
+    """A tensor rounded into the format (the torch path of `round_to`).
 
     Parameters
     ----------
@@ -63,6 +60,8 @@ def round_tensor(t, fmt: Format, rule: Overflow):
         Any real dtype, any device; not modified, detached.
     fmt : Format
     rule : {"inf", "nan", "saturate", "raise"}
+    mode : str
+        A deterministic rounding mode (`numfmt.modes`).
 
     Returns
     -------
@@ -82,17 +81,17 @@ def round_tensor(t, fmt: Format, rule: Overflow):
     if t.dtype in (torch.int64, torch.uint64) and t.numel() and \
             bool(((t > 2**53) | (t < -(2**53))).any()):
         # float64 would round these first: the numpy path rounds them exactly, once
-        r = round_array(t.cpu().numpy(), fmt, rule)
+        r = round_array(t.cpu().numpy(), fmt, rule, mode)
         return torch.from_numpy(r).to(device=t.device, dtype=out_dtype)
-    fast = _fast_torch(t, fmt, rule)
+    fast = _fast_torch(t, fmt, rule) if mode == "nearest_even" else None
     if fast is not None:
         return fast
     if fmt.name == "fp64" and t.dtype == torch.float64 and rule == default_overflow(fmt):
         return t.clone()
-    return _round_torch_general(t, fmt, rule, out_dtype)
+    return _round_torch_general(t, fmt, rule, out_dtype, mode)
 
 
-def _round_torch_general(t, fmt: Format, rule: Overflow, out_dtype):
+def _round_torch_general(t, fmt: Format, rule: Overflow, out_dtype, mode: str):
     """Exact float64 arithmetic (the numpy path's algorithm), chunk by chunk on CPU threads
     (`numfmt.threads.run_chunks`: fast on a shared machine), in one pass per op elsewhere."""
     import torch
@@ -105,9 +104,9 @@ def _round_torch_general(t, fmt: Format, rule: Overflow, out_dtype):
 
     def job(lo: int, hi: int) -> None:
         x = src[lo:hi].to(torch.float64)
-        r = bottom_of_range(_round_torch_float64(x, fmt), x, fmt, torch)
+        r = bottom_of_range(_round_torch_float64(x, fmt, mode), x, fmt, torch)
         sat = saturated_max(r, x, fmt, rule)
-        r, over = apply_overflow(r, x, fmt, rule, torch)
+        r, over = apply_overflow(r, x, fmt, rule, torch, mode)
         if over_all is not None:
             over_all[lo:hi] = over
         out[lo:hi] = r

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from numfmt.exact import RoundingMode
 from numfmt.format import Format
+from numfmt.modes import check_mode
 from numfmt.overflow import OverflowPolicy, as_policy
 from numfmt.rangerule import Overflow, default_overflow
 from numfmt.registry import get
@@ -37,13 +39,15 @@ def _check_overflow(fmt: Format, overflow: Any) -> Overflow:
     return rule  # type: ignore[return-value]
 
 
-def _round_python(x: Any, f: Format, rule: Overflow) -> Any:
+def _round_python(x: Any, f: Format, rule: Overflow, mode: str) -> Any:
     if isinstance(x, bool):
         raise TypeError("cannot round a bool")
+    if isinstance(x, Fraction):
+        return round_rational(x, f, rule, mode)
     if isinstance(x, int) and (abs(x) > 2**53 or not f.is_float):
-        return round_rational(Fraction(x), f, rule)    # float(x) would round a big int first
+        return round_rational(Fraction(x), f, rule, mode)   # float(x) would round a big int
     if isinstance(x, (int, float)):
-        r = round_array(np.asarray(float(x), dtype=np.float64), f, rule)[()]
+        r = round_array(np.asarray(float(x), dtype=np.float64), f, rule, mode)[()]
         return r.item() if not f.is_float else float(r)
     if isinstance(x, (list, tuple)):
         try:
@@ -52,30 +56,35 @@ def _round_python(x: Any, f: Format, rule: Overflow) -> Any:
             raise TypeError(f"cannot round {type(x).__name__} of non-numbers: {exc}") from None
         if arr.dtype == object and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                        for v in arr.ravel()):   # ints beyond int64
-            flat = [float(round_to(v, f, overflow=rule)) for v in arr.ravel()]
+            flat = [float(round_to(v, f, overflow=rule, rounding=mode)) for v in arr.ravel()]
             return np.array(flat, dtype=np.float64).reshape(arr.shape)
         if arr.dtype.kind not in "iuf":
             raise TypeError(f"cannot round {type(x).__name__} of {arr.dtype} values")
         if beyond_float64(arr) is not None:
-            return round_array(arr, f, rule).astype(np.float64)
-        return round_array(arr.astype(np.float64), f, rule)
+            return round_array(arr, f, rule, mode).astype(np.float64)
+        return round_array(arr.astype(np.float64), f, rule, mode)
     raise TypeError(f"round_to takes a float, int, numpy array or torch tensor, "
                     f"not {type(x).__name__}")
 
 
-def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = None) -> Any:
-    """Round ``x`` to the nearest value of ``fmt`` (ties to even), in the same container.
+def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = None,
+             rounding: RoundingMode = "nearest_even") -> Any:
+    """Round ``x`` into ``fmt`` (by default to nearest, ties to even), in the same container.
 
     Parameters
     ----------
-    x : int, float, list, tuple, numpy scalar or array, or torch.Tensor
-        Any float or int dtype; never modified. Lists/tuples give a float64 numpy array.
+    x : int, float, Fraction, list, tuple, numpy scalar or array, or torch.Tensor
+        Any float or int dtype; never modified. Lists/tuples give a float64 numpy array;
+        a Fraction is rounded exactly (a Python float or int results).
     fmt : Format or anything `numfmt.get` accepts
         Name, alias, Format, torch/numpy/ml_dtypes dtype.
     overflow : OverflowPolicy or str, optional
         What a finite value beyond the range becomes: ``"inf"`` (IEEE), ``"nan"``,
         ``"saturate"`` (clamp to [lowest, max]) or ``"raise"``. Default
         `default_overflow(fmt)`. Integer formats take ``"saturate"`` (default) or ``"raise"``.
+    rounding : str
+        ``"nearest_even"`` (default), ``"nearest_away"``, ``"toward_zero"``, ``"up"`` (toward
+        +inf), ``"down"`` (toward -inf) or ``"odd"`` (see `numfmt.modes`).
 
     Returns
     -------
@@ -99,8 +108,19 @@ def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = N
 
     Notes
     -----
-    * Rounding is to nearest, ties to even, once, from the input's own precision (float64,
-      int64 and Python ints are never routed through float32 or float64 first).
+    * Rounding is done once, from the input's own precision (float64, int64 and Python ints
+      are never routed through float32 or float64 first), in the mode asked for.
+    * Overflow follows IEEE 754 where the mode directs it: ``"toward_zero"`` (and
+      ``"odd"``) never overflow (a value beyond the range gives +-max), ``"up"`` overflows only
+      on the positive side (below the lowest value it gives the lowest), ``"down"`` only on the
+      negative side; the ``overflow`` rule applies where the mode rounds past the range.
+    * Unsigned formats (uint*, E8M0, P3109 unsigned): a negative value that rounds to a nonzero
+      magnitude lies below the range (overflow on the negative side); tiny negatives give +0.
+      Formats without -0 (the fnuz layouts, P3109 signed) give +0 for every zero result.
+      E8M0 has no zero: positive values below 2**-127 give 2**-127 (its nearest, in every
+      mode); 0 lies below its range. Without fraction bits (E8M0, P3109 p=1), nearest_even and
+      odd look at the parity of the code (gfloat's choice; ml_dtypes and torch round E8M0 ties
+      up).
     * Subnormals are rounded on the subnormal grid; NaN passes through (float formats);
       -0 keeps its sign (integers have no -0).
     * Infinite inputs: +-inf stays +-inf where the format has inf, under every rule except
@@ -120,16 +140,17 @@ def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = N
     """
     f = get(fmt)
     rule = _check_overflow(f, overflow)
+    mode = check_mode(rounding)
     if type(x).__module__.startswith("torch"):
         import torch
 
         if isinstance(x, torch.Tensor):
-            r = round_tensor(x, f, rule)
+            r = round_tensor(x, f, rule, mode)
             if x.requires_grad and torch.is_grad_enabled() and r.is_floating_point():
                 return straight_through(x, r)
             return r
     if isinstance(x, np.ndarray):
-        return round_array(x, f, rule)
+        return round_array(x, f, rule, mode)
     if isinstance(x, np.generic):
-        return round_array(np.asarray(x), f, rule)[()]
-    return _round_python(x, f, rule)
+        return round_array(np.asarray(x), f, rule, mode)[()]
+    return _round_python(x, f, rule, mode)
