@@ -18,6 +18,7 @@ from typing import TextIO
 
 import torch
 
+import numfmt
 from numfmt import cli
 
 from .accumulator import accumulator_bound
@@ -113,7 +114,8 @@ def _report(out: TextIO, records: list, progress: cli.Progress) -> None:
     print(f"  +: max relative error {g['add_max_rel_error']:.4%}   -: "
           f"{g['sub_max_rel_error']:.4%}   bound 2**(1/16) - 1 = {g['bound']:.4%}   "
           f"x - x is exactly 0: {bool(g['sub_exact_zeros'])}", file=out)
-    proof = accumulator_bound((0, 255), (-128, 127), 784)
+    u8, s8 = numfmt.get("uint8"), numfmt.get("int8")
+    proof = accumulator_bound((int(u8.lowest), int(u8.max)), (int(s8.lowest), int(s8.max)), 784)
     print(f"\nAccumulator proof, 784 uint8 pixels x int8 weights: {proof.reason}", file=out)
 
 

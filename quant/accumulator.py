@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._tensors import is_int
+
 __all__ = ["AccumulatorProof", "accumulator_bound", "signed_range"]
 
 
 def signed_range(bits: int) -> tuple[int, int]:
     """[-2**(bits-1), 2**(bits-1) - 1], the range of a two's complement accumulator."""
-    if isinstance(bits, bool) or not isinstance(bits, int) or bits < 2:
+    if not is_int(bits) or bits < 2:
         raise ValueError(f"accumulator width must be an int >= 2 bits, got {bits!r}")
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
@@ -51,11 +53,13 @@ class AccumulatorProof:
 
     @property
     def fits_int32(self) -> bool:
+        """Whether every partial sum fits a 32-bit signed accumulator."""
         lo, hi = signed_range(32)
         return lo <= self.lowest and self.highest <= hi
 
     @property
     def fits_int64(self) -> bool:
+        """Whether every partial sum fits a 64-bit signed accumulator."""
         lo, hi = signed_range(64)
         return lo <= self.lowest and self.highest <= hi
 
@@ -66,8 +70,8 @@ def _check_range(r: object, what: str) -> tuple[int, int]:
     except (TypeError, ValueError):
         raise TypeError(f"{what} must be a (low, high) pair of ints, got {r!r}") from None
     for v in (lo, hi):
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{what} must hold Python ints, got {type(v).__name__}")
+        if not is_int(v):
+            raise TypeError(f"{what} must hold ints, got {type(v).__name__}")
     if lo > hi:
         raise ValueError(f"{what} is empty: low {lo} > high {hi}")
     return int(lo), int(hi)
@@ -83,7 +87,7 @@ def accumulator_bound(a_range: tuple[int, int], b_range: tuple[int, int], k: int
     """
     a_lo, a_hi = _check_range(a_range, "a_range")
     b_lo, b_hi = _check_range(b_range, "b_range")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+    if not is_int(k) or k < 0:
         raise ValueError(f"k must be an int >= 0, got {k!r}")
     acc_lo, acc_hi = signed_range(acc_bits)
     corners = (a_lo * b_lo, a_lo * b_hi, a_hi * b_lo, a_hi * b_hi)

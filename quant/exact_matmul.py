@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+import numfmt
+
 from .accumulator import AccumulatorProof, accumulator_bound
 
 __all__ = ["int_matmul"]
@@ -30,8 +32,8 @@ def _check_int(t: torch.Tensor, what: str) -> None:
         raise TypeError(f"{what} must be an integer tensor, got {t.dtype}")
 
 
-_INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
-_FP32_EXACT = 1 << 24          # every integer of magnitude <= 2**24 is a float32 value
+_INT32_MIN, _INT32_MAX = int(numfmt.get("int32").lowest), int(numfmt.get("int32").max)
+_FP32_EXACT = 1 << numfmt.get("fp32").precision_bits   # every |integer| <= 2**24 is a float32
 _BYTE_MAGNITUDE = 256          # 8 significant bits: exact in bfloat16 and TF32 as well
 _MIN_FP32_BLOCK = 64           # below this, many small GEMMs lose to one int32 matmul
 

@@ -22,6 +22,7 @@ import torch
 
 import numfmt
 
+from ._tensors import is_int
 from .policy import overflow_error
 
 __all__ = ["MULTIPLIER_BITS", "quantize_multiplier", "quantize_multipliers", "requantize",
@@ -78,10 +79,8 @@ def quantize_multipliers(reals: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 
 def _as_int64(x: torch.Tensor | int, name: str) -> torch.Tensor:
-    if isinstance(x, bool):
-        raise TypeError(f"{name} must be an integer or an integer tensor, not bool")
-    if isinstance(x, int):
-        return torch.tensor(x, dtype=torch.int64)
+    if is_int(x):
+        return torch.tensor(int(x), dtype=torch.int64)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be an integer or an integer tensor, got {type(x).__name__}")
     if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:

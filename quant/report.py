@@ -144,6 +144,7 @@ class Record:
     ops: tuple[OpResult, ...] = ()
 
     def as_json(self) -> dict[str, object]:
+        """The JSON record: names and the four figures (None where not finite)."""
         def num(v: float) -> float | None:
             return v if math.isfinite(v) else None
         return {"encoding": self.encoding, "distribution": self.distribution,

@@ -56,6 +56,7 @@ from typing import Any
 import mpmath
 import torch
 
+import numfmt
 from numfmt.expbounds import compare_exp
 
 from .._tensors import is_int, renamed_keyword
@@ -67,7 +68,7 @@ TABLE_FRAC_BITS = 22  # F: the exp table holds round(2**F * exp(-k s))
 RECIPROCAL_BITS = 42  # K: the per-row reciprocal is floor(P * 2**K / S)
 _TABLE_LEN = 256      # d = max - q for int8 codes lies in 0..255
 
-_OUT = {"uint8": (torch.uint8, 255), "uint16": (torch.uint16, 65535)}
+_OUT = {name: (getattr(torch, name), int(numfmt.get(name).max)) for name in ("uint8", "uint16")}
 
 
 def softmax_out_dtype(spec: Any) -> tuple[torch.dtype, int]:

@@ -43,7 +43,7 @@ from .._tensors import as_float_input, as_tensor, check_finite, has_values
 from ..metrics import quantile_rows
 from ..policy import EncodingRangeError
 from .grid import (CODE_MAX, check_frac_bits, check_offset, decode_rel_error_bound,
-                   exact_log_code, exp2_float, offset_limits, rel_error_bound)
+                   exact_log_code, exp2_float, offset_limits)
 from .kernels import decode_values, encode_codes
 
 __all__ = ["LogInt8", "calibrate_offset"]

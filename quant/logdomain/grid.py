@@ -31,7 +31,8 @@ _FP32_EMAX = _FP32.emax + 1                                                     
 
 
 def check_frac_bits(frac_bits: object) -> int:
-    if isinstance(frac_bits, bool) or not isinstance(frac_bits, (int, np.integer)):
+    """`frac_bits` as an int after checking it is an int in [0, MAX_FRAC_BITS]."""
+    if not is_int(frac_bits):
         raise TypeError(f"frac_bits must be an int, got {type(frac_bits).__name__}")
     if not 0 <= int(frac_bits) <= MAX_FRAC_BITS:
         raise ValueError(f"frac_bits must lie in [0, {MAX_FRAC_BITS}], got {frac_bits}")
@@ -44,14 +45,14 @@ def offset_limits(frac_bits: int) -> tuple[int, int]:
     The top magnitude must stay below 2**128 and the bottom one at or above 2**-149.
     """
     f = 1 << check_frac_bits(frac_bits)
-    return -149 * f - 1, 128 * f - CODE_MAX - 1
+    return _FP32_SUBNORMAL_EXP * f - 1, _FP32_EMAX * f - CODE_MAX - 1
 
 
 def check_offset(offset: object, frac_bits: int, name: str = "offset") -> int:
     """``offset`` as an int, after checking it is an integer within `offset_limits`.
 
     ``name`` says what the caller calls it in the error (e.g. "quant.mul: out_offset")."""
-    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
+    if not is_int(offset):
         raise TypeError(f"{name} must be an int, got {type(offset).__name__}")
     lo, hi = offset_limits(frac_bits)
     if not lo <= int(offset) <= hi:

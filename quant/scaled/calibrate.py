@@ -100,7 +100,7 @@ def check_reachable(lo: torch.Tensor, hi: torch.Tensor, qmin: int, qmax: int,
                 f"ScaledInt8.encode: {where}the data reach |x| = {top:.4g}, which needs scale "
                 f"{r:.4g}, beyond float32's max {_MAX32:.4g} (scales are float32 values); "
                 f"scale the data down first")
-        if 0 < r < _TINY32:
+        if top > 0 and r < _TINY32:
             raise EncodingRangeError(
                 f"ScaledInt8.encode: {where}the data reach only |x| = {top:.4g}, which needs "
                 f"scale {r:.4g}, below float32's smallest normal {_TINY32:.4g} (scales are "
