@@ -99,7 +99,12 @@ class BlockScaled:
         else:
             enc = block_encode(x, f, rule=rule, axis=axis, rounding=rounding,
                                overflow=overflow)
-        return cls.from_encoded(enc)
+        bits = f.element_format.bits
+        # the codes are this call's own fresh tensors: 8-bit codes need no packing copy
+        packed = enc.element_codes.reshape(-1) if bits == 8 else pack_codes(enc.element_codes,
+                                                                             bits)
+        return cls(f, enc.rule, enc.shape, enc.axis, enc.dtype, enc.scale_codes, packed,
+                   enc.tensor_scale)
 
     @classmethod
     def from_encoded(cls, enc: BlockEncoded) -> "BlockScaled":
