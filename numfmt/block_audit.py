@@ -125,7 +125,7 @@ def _torchao_mx(x: np.ndarray, fmt: BlockFormat, rule: str):
     mode = ScaleCalculationMode(rule)
     t = MXTensor.to_mx(torch.from_numpy(x), elem, fmt.block_size, scaling_mode=mode)
     vals = t.dequantize(torch.float32).numpy().astype(np.float64)
-    return vals, _e8m0_values(t.scale.view(torch.uint8).numpy().reshape(len(x)))
+    return vals, _e8m0_values(t.scale.view(torch.uint8).numpy().reshape(len(x))), {}
 
 
 def _torchao_nvfp4(x: np.ndarray, fmt: BlockFormat, rule: str):
@@ -140,7 +140,7 @@ def _torchao_nvfp4(x: np.ndarray, fmt: BlockFormat, rule: str):
     n = NVFP4Tensor.to_nvfp4(t, fmt.block_size, per_tensor_scale=pts)
     vals = n.dequantize(torch.float32).numpy().astype(np.float64)
     scale = n.scale.to(torch.float32).numpy().astype(np.float64).reshape(len(x))
-    return vals, scale * (float(pts) if pts is not None else 1.0)
+    return vals, scale * (float(pts) if pts is not None else 1.0), {}
 
 
 def _gfloat_mx(x: np.ndarray, fmt: BlockFormat, rule: str):
@@ -148,18 +148,15 @@ def _gfloat_mx(x: np.ndarray, fmt: BlockFormat, rule: str):
     from gfloat import formats as gf
 
     fi = getattr(gf, f"format_info_{fmt.name}")
-    out, scales = np.empty(x.shape), np.empty(len(x))
+    out, scales, errors = np.empty(x.shape), np.empty(len(x)), {}
     for i, row in enumerate(x.astype(np.float64)):
         try:
             scales[i] = gfloat.compute_scale_amax(fi.etype.emax, row)
             out[i] = gfloat.quantize_block(fi, row, gfloat.compute_scale_amax)
         except Exception as exc:          # noqa: BLE001 -- any failure of the peer is a finding
             out[i], scales[i] = np.inf, np.nan
-            _PEER_ERRORS[(fmt.name, i)] = f"{type(exc).__name__}: {exc}"
-    return out, scales
-
-
-_PEER_ERRORS: dict[tuple[str, int], str] = {}
+            errors[i] = f"{type(exc).__name__}: {exc}"
+    return out, scales, errors
 
 
 def peers() -> list[tuple[str, Callable, list[tuple[str, str]], str]]:
@@ -222,12 +219,16 @@ def _round_at(x: np.ndarray, scale: float, fmt: BlockFormat) -> np.ndarray:
     return r * 2.0 ** fmt.element_shift * scale
 
 
-def compare(row: AuditRow, x, ref, ref_scales, peer, peer_scales, fmt: BlockFormat) -> None:
-    """Count the mismatching blocks of one run into ``row`` by cause, keeping one example each."""
+def compare(row: AuditRow, x, ref, ref_scales, peer, peer_scales, fmt: BlockFormat,
+            errors: dict[int, str] | None = None) -> None:
+    """Count the mismatching blocks of one run into ``row`` by cause, keeping one example each.
+
+    ``errors`` maps a block index to the message of the exception the library raised there.
+    """
     diff = _differs(ref, peer)
     row.blocks += len(x)
     for i in np.flatnonzero(diff.any(axis=1)):
-        err = _PEER_ERRORS.pop((fmt.name, int(i)), None)
+        err = (errors or {}).get(int(i))
         cause = "error" if err else _cause(x[i], ref[i], peer[i], float(ref_scales[i]),
                                            float(peer_scales[i]), diff[i], fmt)
         row.mismatched_blocks += 1
@@ -283,9 +284,10 @@ def audit_blocks(random_count: int = 2048, seed: int = 0, *, edges: bool = True,
             if edges:
                 inputs.append(edge_blocks(fmt))
             for x in inputs:
-                peer, peer_scales = run(x, fmt, rule)
+                peer, peer_scales, errors = run(x, fmt, rule)
                 ref, ref_scales = _reference(x, fmt, rule, as_float64=library == "gfloat")
-                compare(row, x, ref, ref_scales, peer.reshape(x.shape), peer_scales, fmt)
+                compare(row, x, ref, ref_scales, peer.reshape(x.shape), peer_scales, fmt,
+                        errors)
             if progress:
                 progress(f"{library} {name} {rule}: {row.mismatched_blocks} of {row.blocks} "
                          f"blocks differ")
