@@ -191,6 +191,7 @@ class FashionMNIST:
 
     @property
     def classes(self) -> tuple[str, ...]:
+        """The class names, label order (`CLASSES`)."""
         return CLASSES
 
 

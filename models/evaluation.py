@@ -27,20 +27,21 @@ one thread against 25-34 s on two with one busy co-tenant on a 2-core machine).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import numfmt
 import torch
 
 from models.format_softmax import (cross_entropy_in_format, exp_in_format,
                                    softmax_in_format)
-from models.inference import (ENCODINGS, FormatOutputs, as_images, as_labels, check_model,
-                              encoding_name, run_in_format, weight_bytes)
+from models.inference import (ENCODINGS, FormatOutputs, check_model, encoding_name,
+                              run_in_format, weight_bytes)
+from models.inputs import as_images, as_labels
+from models.runtime import check_num_threads, torch_threads
 from models.softmax_regression import SoftmaxRegression
 
 __all__ = ["ENCODINGS", "RESULT_KEYS", "FormatResult", "FormatOutputs", "evaluate",
@@ -82,23 +83,6 @@ class FormatResult:
         """The fields in `RESULT_KEYS` order, NaN/inf as None."""
         return {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
                 for k, v in asdict(self).items()}
-
-
-@contextlib.contextmanager
-def _threads(num_threads: int | None) -> Iterator[None]:
-    old = torch.get_num_threads()
-    try:
-        if num_threads is not None:
-            torch.set_num_threads(num_threads)
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def _check_threads(num_threads: int | None) -> None:
-    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(
-            num_threads, int) or num_threads < 1):
-        raise ValueError(f"num_threads must be None or a positive int, not {num_threads!r}")
 
 
 def _loss_of_logits(z: torch.Tensor, labels: torch.Tensor) -> float:
@@ -144,7 +128,7 @@ def _checked(model: Any, images: Any, labels: Any) -> tuple[torch.Tensor, torch.
     images = as_images(images, model.in_features)
     if images.shape[0] == 0:
         raise ValueError("no images to evaluate")
-    return images, as_labels(labels, images.shape[0], model.num_classes)
+    return images, as_labels(labels, images.shape[0], model.num_classes).cpu()
 
 
 def evaluate(model: SoftmaxRegression, fmt: Any, images: Any, labels: Any, *,
@@ -179,8 +163,8 @@ def evaluate(model: SoftmaxRegression, fmt: Any, images: Any, labels: Any, *,
     """
     images, labels = _checked(model, images, labels)
     name = target_name(fmt)
-    _check_threads(num_threads)
-    with _threads(num_threads):
+    check_num_threads(num_threads)
+    with torch_threads(num_threads):
         ref = reference if reference is not None else run_in_format(model, images, "fp64",
                                                                      labels)
         if ref.logits.shape[0] != images.shape[0]:
@@ -204,8 +188,8 @@ def evaluate_all(model: SoftmaxRegression, images: Any, labels: Any,
     """
     images, labels = _checked(model, images, labels)
     names = [target_name(t) for t in (default_targets() if targets is None else targets)]
-    _check_threads(num_threads)
-    with _threads(num_threads):
+    check_num_threads(num_threads)
+    with torch_threads(num_threads):
         ref = run_in_format(model, images, "fp64", labels)
         results = []
         for t in names:

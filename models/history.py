@@ -54,6 +54,19 @@ class EpochStats:
     overflow_steps: int = 0
     loss_scale: float | None = None
 
+    def summary(self, label: str) -> str:
+        """One progress line, e.g. ``[fp16] epoch   3  lr 0.1  train loss 0.5123 ...``."""
+        parts = [f"[{label}] epoch {self.epoch:3d}", f"lr {self.lr:.4g}",
+                 f"train loss {self.train_loss:.4f}", f"acc {self.train_accuracy:.4f}"]
+        if self.val_loss is not None:
+            parts += [f"val loss {self.val_loss:.4f}", f"val acc {self.val_accuracy:.4f}"]
+        if self.stalled_update_share is not None:
+            parts.append(f"stalled {self.stalled_update_share:.1%}")
+        if self.overflow_steps:
+            parts.append(f"overflow steps {self.overflow_steps}")
+        parts.append(f"{self.seconds:.2f}s")
+        return "  ".join(parts)
+
 
 @dataclass(frozen=True)
 class History:

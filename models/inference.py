@@ -36,16 +36,16 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 import numfmt
 import torch
 
 from models.data import images_to_float
 from models.format_softmax import round_in_format, softmax_and_cross_entropy
+from models.inputs import as_images, as_labels
 from models.softmax_regression import SoftmaxRegression
 
-__all__ = ["ENCODINGS", "FormatOutputs", "run_in_format", "weight_bytes", "as_images",
-           "as_labels", "encoding_name", "check_model"]
+__all__ = ["ENCODINGS", "FormatOutputs", "run_in_format", "weight_bytes", "encoding_name",
+           "check_model"]
 
 ENCODINGS: tuple[str, ...] = ("scaled_int8_per_tensor", "scaled_int8_per_channel", "log_int8",
                               "integer_only")
@@ -108,53 +108,6 @@ def encoding_name(fmt: Any) -> str | None:
         if key in ENCODINGS:
             return key
     return None
-
-
-def as_images(images: Any, in_features: int | None = None) -> torch.Tensor:
-    """``images`` as a CPU tensor, checked: (N, ...) uint8 pixels or float features in [0, 1].
-
-    Parameters
-    ----------
-    images : Tensor or numpy array
-        Numpy arrays are converted (not copied where torch can share them; never modified).
-    in_features : int, optional
-        The features per sample the model takes.
-
-    Raises
-    ------
-    TypeError
-        For something that is not a tensor or array, or a dtype that is neither uint8 nor float.
-    ValueError
-        For fewer than 2 dimensions, the wrong feature count, non-finite values, or float
-        values outside [0, 1] (pixels left at 0..255 are not features).
-    """
-    if isinstance(images, np.ndarray):
-        images = torch.from_numpy(np.ascontiguousarray(images))
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor or numpy array, not "
-                        f"{type(images).__name__}")
-    if images.dim() < 2:
-        raise ValueError(f"images must be (N, ...) with N samples, got shape "
-                         f"{tuple(images.shape)}")
-    features = math.prod(images.shape[1:])
-    if in_features is not None and features != in_features:
-        raise ValueError(f"images of shape {tuple(images.shape)} give {features} features per "
-                         f"sample; the model takes {in_features}")
-    images = images.cpu()
-    if images.dtype == torch.uint8 or images.numel() == 0:
-        return images
-    if not images.dtype.is_floating_point:
-        raise TypeError(f"images must be uint8 pixels or float features, not {images.dtype}")
-    lo, hi = torch.aminmax(images.reshape(-1))
-    if not (math.isfinite(lo.item()) and math.isfinite(hi.item())):
-        raise ValueError("images contain NaN or infinity")
-    if lo.item() < 0 or hi.item() > 1:
-        hint = (" -- pixels left at 0..255? pass them as uint8 or divide by 255"
-                if hi.item() > 1 else "")
-        raise ValueError(f"evaluate takes uint8 pixels or float features in [0, 1] "
-                         f"(pixels / 255); these floats span [{lo.item():g}, {hi.item():g}]"
-                         f"{hint}")
-    return images
 
 
 def _params64(model: SoftmaxRegression) -> tuple[torch.Tensor, torch.Tensor]:
@@ -316,28 +269,3 @@ def run_in_format(model: SoftmaxRegression, images: Any, fmt: Any,
                              f"with a scale, one of {', '.join(ENCODINGS)}")
         out = _float_outputs(model, images, f, y)
     return out if given else replace(out, cross_entropy=None)
-
-
-def as_labels(labels: Any, n: int, num_classes: int) -> torch.Tensor:
-    """``labels`` as a CPU int64 tensor, checked: shape (n,), integers in 0..num_classes-1.
-
-    Raises
-    ------
-    TypeError
-        For something that is not a tensor or array of integers.
-    ValueError
-        For another shape or a label out of range.
-    """
-    if isinstance(labels, np.ndarray):
-        labels = torch.from_numpy(np.ascontiguousarray(labels))
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"labels must be a torch.Tensor or numpy array, not "
-                        f"{type(labels).__name__}")
-    if labels.dim() != 1 or labels.shape[0] != n:
-        raise ValueError(f"labels must have shape ({n},) to match the images, got "
-                         f"{tuple(labels.shape)}")
-    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-        raise TypeError(f"labels must be integers, not {labels.dtype}")
-    if n and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}")
-    return labels.to("cpu", torch.int64)

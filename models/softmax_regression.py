@@ -52,10 +52,12 @@ class SoftmaxRegression(nn.Module):
 
     @property
     def in_features(self) -> int:
+        """Features per sample."""
         return self.linear.in_features
 
     @property
     def num_classes(self) -> int:
+        """Classes (rows of W)."""
         return self.linear.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

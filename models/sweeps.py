@@ -43,19 +43,23 @@ class LrRun:
 
     @property
     def final_val_loss(self) -> float:
+        """Validation loss after the last epoch."""
         return self.history.final.val_loss
 
     @property
     def final_val_accuracy(self) -> float:
+        """Validation accuracy after the last epoch."""
         return self.history.final.val_accuracy
 
     @property
     def best_val_loss(self) -> float:
+        """The lowest finite validation loss of any epoch (inf if none)."""
         v = [x for x in self.history.column("val_loss") if x is not None and math.isfinite(x)]
         return min(v) if v else math.inf
 
     @property
     def diverged(self) -> bool:
+        """Ended non-finite or above the untrained loss ln(10) (see the class docstring)."""
         v = self.final_val_loss
         return self.history.diverged or v is None or not math.isfinite(v) or v > UNTRAINED_LOSS
 
@@ -93,6 +97,8 @@ def best_rate(runs: list[LrRun]) -> LrRun:
 # ---- epochs ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EpochVariant:
+    """One run of the epoch sweep: a name for the table and figure, and its config."""
+
     name: str
     config: TrainConfig
 
@@ -113,12 +119,15 @@ def epoch_variants(epochs: int = 50, *, lr: float = 0.3, batch_size: int = 128,
 
 @dataclass(frozen=True)
 class EpochRun:
+    """A trained variant: its history and final test accuracy (FP32)."""
+
     name: str
     history: History
     test_accuracy: float
 
     @property
     def config(self) -> TrainConfig:
+        """The run's `TrainConfig`, rebuilt from the history."""
         return TrainConfig.from_dict(self.history.config)
 
 

@@ -10,21 +10,18 @@ scales mean is in `models.config`; the record a run returns is `models.history`.
 `EpochStats.stalled_update_share` counts the updates lost to rounding (without master weights,
 ``w - lr * g`` is rounded in the format and small updates vanish); `EpochStats.overflow_steps`
 counts steps whose gradients held inf/NaN, with or without a scaler: without one, such a step
-poisons the weights and the run is reported as diverged.
-
-This module is ``models.training``; the function `train` is also ``models.train`` (the
-package attribute), which is why the module has another name.
+poisons the weights and the run is reported as diverged. (`train` is also ``models.train``,
+the package attribute: hence the module's name.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import numfmt
 import torch
@@ -34,60 +31,11 @@ from torch import nn
 from models.config import Precision, TrainConfig, lr_at_epoch
 from models.data import Split, images_to_float
 from models.history import EpochStats, History
+from models.inputs import as_labels
+from models.runtime import DynamicLossScaler, matmul_precision, resolve_device, torch_threads
 from models.softmax_regression import SoftmaxRegression
 
-__all__ = ["Trainer", "train", "DynamicLossScaler"]
-
-
-class DynamicLossScaler:
-    """Loss scale that halves on overflow (not below 1) and doubles after ``interval`` clean
-    steps, as torch.amp's GradScaler does with its defaults (init 2**16, interval 2000)."""
-
-    def __init__(self, init: float = 2.0**16, interval: int = 2000):
-        self.scale, self.interval, self.clean = init, interval, 0
-
-    def update(self, finite: bool) -> None:
-        """Record one step whose gradients were (``finite``) or were not all finite."""
-        if finite:
-            self.clean += 1
-            if self.clean >= self.interval:
-                self.scale, self.clean = self.scale * 2.0, 0
-        else:
-            self.scale, self.clean = max(self.scale / 2.0, 1.0), 0
-
-
-@contextlib.contextmanager
-def _torch_settings(num_threads: int | None, tf32: bool) -> Iterator[None]:
-    old_threads = torch.get_num_threads()
-    old_prec = torch.get_float32_matmul_precision()
-    try:
-        if num_threads is not None:
-            torch.set_num_threads(num_threads)
-        torch.set_float32_matmul_precision("high" if tf32 else "highest")
-        yield
-    finally:
-        torch.set_num_threads(old_threads)
-        torch.set_float32_matmul_precision(old_prec)
-
-
-def _resolve_device(device: str) -> torch.device:
-    dev = torch.device(device)  # TrainConfig checked the spelling
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but torch.cuda.is_available() is False "
-                           "(no GPU or no CUDA build); use --device cpu")
-    return dev
-
-
-def _check_labels(labels: torch.Tensor, n: int, what: str, num_classes: int) -> torch.Tensor:
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"{what} labels must be a torch.Tensor, not {type(labels).__name__}")
-    if labels.dim() != 1 or labels.shape[0] != n:
-        raise ValueError(f"{what} labels must have shape ({n},), got {tuple(labels.shape)}")
-    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise TypeError(f"{what} labels must be integers, not {labels.dtype}")
-    if n and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"{what} labels must lie in 0..{num_classes - 1}")
-    return labels.to(torch.int64)
+__all__ = ["Trainer", "train"]
 
 
 @dataclass
@@ -178,13 +126,13 @@ class Trainer:
         t_start = time.perf_counter()
         try:
             real_tf32 = cfg.precision.format == "tf32" and run.dev.type == "cuda"
-            with _torch_settings(cfg.num_threads if run.dev.type == "cpu" else None,
-                                 tf32=real_tf32), torch.no_grad():
+            with torch_threads(cfg.num_threads if run.dev.type == "cpu" else None), \
+                    matmul_precision("high" if real_tf32 else "highest"), torch.no_grad():
                 for epoch in range(cfg.epochs):
                     rec = self._epoch(run, epoch)
                     records.append(rec)
                     if self.progress:
-                        self._print(cfg.precision.label, rec)
+                        print(rec.summary(cfg.precision.label), file=sys.stderr, flush=True)
                     if not self._finite(run, rec):
                         diverged = True
                         break
@@ -203,12 +151,11 @@ class Trainer:
                        restored_best=restored, diverged=diverged,
                        seconds=time.perf_counter() - t_start)
 
-    # -- the steps of fit --
     def _prepare(self, model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor,
                  val_images: torch.Tensor | None, val_labels: torch.Tensor | None) -> _Run:
         """Check everything and build the run's tensors; the model is not touched yet."""
         cfg, prec = self.config, self.config.precision
-        dev = _resolve_device(cfg.device)
+        dev = resolve_device(cfg.device)
         if (val_images is None) != (val_labels is None):
             raise ValueError("give both val_images and val_labels, or neither")
         if cfg.early_stopping and val_images is None:
@@ -231,11 +178,11 @@ class Trainer:
         if num_classes is None:
             with torch.no_grad():  # probe a copy: the model is not touched before training
                 num_classes = copy.deepcopy(model).to(device=dev, dtype=dtype)(x[:1]).shape[1]
-        y = _check_labels(train_labels, x.shape[0], "training", num_classes).to(dev)
+        y = as_labels(train_labels, x.shape[0], num_classes, "training").to(dev)
         xv = yv = None
         if val_images is not None:
             xv = self._features(val_images, dtype, dev, round_fmt)
-            yv = _check_labels(val_labels, xv.shape[0], "validation", num_classes).to(dev)
+            yv = as_labels(val_labels, xv.shape[0], num_classes, "validation").to(dev)
         # TF32 matmul inputs: rounded explicitly on CPU, by the tensor cores on CUDA.
         mround = (lambda t: numfmt.round_to(t, "tf32")) if emulated else None
         zdtype = torch.float64 if dtype == torch.float64 else torch.float32
@@ -248,12 +195,11 @@ class Trainer:
 
     @staticmethod
     def _check_features(model: nn.Module, images: torch.Tensor | None, what: str) -> None:
-        if images is None:
-            return
-        if not isinstance(images, torch.Tensor):
+        if images is not None and not isinstance(images, torch.Tensor):
             raise TypeError(f"{what} images must be a torch.Tensor, not {type(images).__name__}")
         in_features = getattr(model, "in_features", None)
-        if in_features is not None and (images.dim() < 2 or images[0].numel() != in_features):
+        if images is not None and in_features is not None and (
+                images.dim() < 2 or images[0].numel() != in_features):
             raise ValueError(f"{what} inputs have shape {tuple(images.shape)}: the model "
                              f"expected {in_features} features per sample")
 
@@ -386,7 +332,6 @@ class Trainer:
                 m.copy_(s)
         return True
 
-    # -- helpers --
     @staticmethod
     def _features(images: torch.Tensor, dtype: torch.dtype, dev: torch.device,
                   round_fmt: str | None) -> torch.Tensor:
@@ -418,19 +363,6 @@ class Trainer:
         acc = (zf.argmax(1) == run.yv).double().mean().item()
         return loss, acc
 
-    @staticmethod
-    def _print(label: str, r: EpochStats) -> None:
-        parts = [f"[{label}] epoch {r.epoch:3d}", f"lr {r.lr:.4g}",
-                 f"train loss {r.train_loss:.4f}", f"acc {r.train_accuracy:.4f}"]
-        if r.val_loss is not None:
-            parts += [f"val loss {r.val_loss:.4f}", f"val acc {r.val_accuracy:.4f}"]
-        if r.stalled_update_share is not None:
-            parts.append(f"stalled {r.stalled_update_share:.1%}")
-        if r.overflow_steps:
-            parts.append(f"overflow steps {r.overflow_steps}")
-        parts.append(f"{r.seconds:.2f}s")
-        print("  ".join(parts), file=sys.stderr, flush=True)
-
 
 def train(split: Split, config: TrainConfig = TrainConfig(), *, progress: bool = False,
           use_validation: bool = True) -> tuple[SoftmaxRegression, History]:
@@ -454,8 +386,7 @@ def train(split: Split, config: TrainConfig = TrainConfig(), *, progress: bool =
 
     Examples
     --------
-    >>> import models
-    >>> model, hist = models.train(models.load_split(), models.TrainConfig(epochs=2))  # doctest: +SKIP
+    >>> model, hist = train(load_split(), TrainConfig(epochs=2))  # doctest: +SKIP
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, not {type(config).__name__}")
