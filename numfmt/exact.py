@@ -84,17 +84,19 @@ def quantum(fmt: Any, q: Fraction | int) -> Fraction:
 
 def _mode(mode: str) -> str:
     m = _ALIASES.get(mode, mode)
-    if m not in ROUNDING_MODES:
+    if m not in ROUNDING_MODES + ("stochastic",):
         raise ValueError(f"rounding mode must be one of {ROUNDING_MODES} (or 'nearest', 'floor', "
                          f"'ceil'), not {mode!r}")
     return m
 
 
-def _round_integer(k: Fraction, mode: str) -> int:
-    """The integer that ``mode`` rounds the rational ``k`` to."""
+def _round_integer(k: Fraction, mode: str, u: Fraction | float | None = None) -> int:
+    """The integer that ``mode`` rounds the rational ``k`` to (``u``: stochastic's uniform)."""
     lo = math.floor(k)
     if lo == k:
         return lo
+    if mode == "stochastic":
+        return lo + 1 if Fraction(u) < k - lo else lo
     if mode == "down":
         return lo
     if mode == "up":
@@ -124,8 +126,8 @@ def _round_no_fraction(q: Fraction, fmt: Format, mode: str) -> Fraction:
     return -r if q < 0 else r
 
 
-def round_exact(q: Fraction | int | float, fmt: Any, mode: RoundingMode = "nearest_even"
-                ) -> Fraction:
+def round_exact(q: Fraction | int | float, fmt: Any, mode: RoundingMode = "nearest_even",
+                u: Fraction | float | None = None) -> Fraction:
     """Round the rational ``q`` onto the format's grid, with unbounded exponent range above.
 
     Parameters
@@ -136,8 +138,11 @@ def round_exact(q: Fraction | int | float, fmt: Any, mode: RoundingMode = "neare
     mode : str
         ``"nearest_even"`` (ties to the even grid point), ``"nearest_away"`` (ties away from
         zero), ``"toward_zero"``, ``"up"`` (toward +inf), ``"down"`` (toward -inf) or ``"odd"``
-        (an inexact result takes the neighbour with an odd last digit). ``"nearest"``,
-        ``"floor"`` and ``"ceil"`` are older names of nearest_even, down and up.
+        (an inexact result takes the neighbour with an odd last digit), or ``"stochastic"``
+        (up iff ``u`` < the distance from the lower neighbour in units of the spacing).
+        ``"nearest"``, ``"floor"`` and ``"ceil"`` are older names of nearest_even, down, up.
+    u : Fraction or float, optional
+        The uniform in [0, 1) that ``"stochastic"`` compares with (required there).
 
     Returns
     -------
@@ -161,13 +166,16 @@ def round_exact(q: Fraction | int | float, fmt: Any, mode: RoundingMode = "neare
     m = _mode(mode)
     if isinstance(q, float) and not math.isfinite(q):
         raise ValueError(f"round_exact needs a finite number, not {q}")
+    if m == "stochastic" and u is None:
+        raise ValueError("round_exact(..., 'stochastic') needs the uniform u in [0, 1)")
     q = Fraction(q)
     if q == 0:
         return Fraction(0)
     step = quantum(fmt, q)
-    if fmt.is_float and fmt.mantissa_bits == 0 and abs(q) >= fmt.tiny_exact:
+    if fmt.is_float and fmt.mantissa_bits == 0 and abs(q) >= fmt.tiny_exact \
+            and m in ("nearest_even", "odd"):         # the modes that look at parity
         return _round_no_fraction(q, fmt, m)
-    r = _round_integer(q / step, m) * step
+    r = _round_integer(q / step, m, u) * step
     if fmt.is_float and not fmt.has_zero and q > 0 and r < fmt.tiny_exact:
         return fmt.tiny_exact          # no zero (E8M0): the smallest value is the nearest
     return r

@@ -9,6 +9,11 @@ float64) arithmetic, so the result is the one rounding of the input, in every mo
 * ``"toward_zero"``, ``"up"`` (toward +inf), ``"down"`` (toward -inf);
 * ``"odd"``           exact results stay, the others take the neighbour whose last digit is odd
   (round-to-odd: a later rounding to a format with at least two fewer digits is then correct).
+* ``"stochastic"``    up with probability equal to the distance from the lower neighbour, in
+  units of the spacing: up iff u < s - floor(s), u a counter-based uniform of 53 bits
+  (`numfmt.stochastic`). The probability is exactly that fraction whenever it is a multiple of
+  2**-53 (every input within 53 bits of the grid: all float64 inputs into a normal binade);
+  otherwise it is that fraction rounded up to one (a bias below 2**-53 of a spacing).
 
 In a format without fraction bits (E8M0, P3109 with p = 1) the last digit of a normal value's
 code is its exponent's, so "even" and "odd" there look at the code (as gfloat does).
@@ -20,8 +25,10 @@ from typing import Any
 
 from numfmt.exact import ROUNDING_MODES
 
-__all__ = ["ROUNDING_MODES", "check_mode", "round_scaled", "odd_code_tie", "clamps_high",
-           "clamps_low"]
+__all__ = ["ROUNDING_MODES", "STOCHASTIC", "check_mode", "round_scaled", "odd_code_tie",
+           "clamps_high", "clamps_low"]
+
+STOCHASTIC = "stochastic"
 
 _ALIASES = {"nearest": "nearest_even", "floor": "down", "ceil": "up"}
 
@@ -44,7 +51,7 @@ def check_mode(rounding: Any) -> str:
         For anything else, listing the modes.
     """
     m = _ALIASES.get(rounding, rounding) if isinstance(rounding, str) else rounding
-    if m not in ROUNDING_MODES:
+    if m not in ROUNDING_MODES + (STOCHASTIC,):
         raise ValueError(f"rounding must be one of {ROUNDING_MODES + ('stochastic',)}, "
                          f"not {rounding!r}")
     return m
@@ -72,7 +79,7 @@ def odd_code_tie(qexp: Any, fmt: Any, xp: Any) -> Any:
     return xp.where((qexp + fmt.bias) % 2 == 0, 1.0, 2.0)
 
 
-def round_scaled(s: Any, qexp: Any, fmt: Any, mode: str, xp: Any) -> Any:
+def round_scaled(s: Any, qexp: Any, fmt: Any, mode: str, xp: Any, u: Any = None) -> Any:
     """The integer a mode rounds each scaled value ``s`` to (exact float64 arithmetic).
 
     Parameters
@@ -86,12 +93,17 @@ def round_scaled(s: Any, qexp: Any, fmt: Any, mode: str, xp: Any) -> Any:
         A canonical mode of `ROUNDING_MODES`.
     xp : module
         numpy or torch.
+    u : array, optional
+        The uniforms of ``"stochastic"`` (the shape of ``s``).
 
     Returns
     -------
     array
         float64 integers (NaN and inf pass through).
     """
+    if mode == STOCHASTIC:
+        lo = xp.floor(s)
+        return xp.where(u < s - lo, lo + 1, lo)      # s - lo is exact; NaN compares False
     if mode == "nearest_even":
         k = xp.round(s) if xp.__name__ == "torch" else xp.rint(s)
         if fmt.is_float and fmt.mantissa_bits == 0:

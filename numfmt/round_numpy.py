@@ -8,28 +8,30 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
 from numfmt.exact import round_exact
 from numfmt.format import Format
 from numfmt.overflow import RangeOverflowError
-from numfmt.modes import clamps_high, clamps_low, round_scaled
+from numfmt.modes import STOCHASTIC, clamps_high, clamps_low, round_scaled
 from numfmt.rangerule import (Overflow, apply_overflow, bottom_of_range, check_nan,
                               container_name, holds, raise_overflow, saturated_max, source_format)
 from numfmt.registry import get
+from numfmt.stochastic import uniforms
 
 __all__ = ["round_array", "round_rational", "beyond_float64"]
 
 
-def _np_round_float(a: np.ndarray, fmt: Format, mode: str) -> np.ndarray:
+def _np_round_float(a: np.ndarray, fmt: Format, mode: str, u: Any = None) -> np.ndarray:
     """float64 ``a`` rounded by ``mode`` onto the float format's grid, unbounded above."""
     if fmt.name == "fp64":
         return a.copy()
     _, e = np.frexp(a)  # a = f * 2**e with 0.5 <= |f| < 1, so the binade exponent is e - 1
     qexp = np.maximum(e - 1, fmt.emin) - fmt.mantissa_bits
     with np.errstate(invalid="ignore", over="ignore"):  # overflow to inf is the IEEE answer
-        return np.ldexp(round_scaled(np.ldexp(a, -qexp), qexp, fmt, mode, np), qexp)
+        return np.ldexp(round_scaled(np.ldexp(a, -qexp), qexp, fmt, mode, np, u), qexp)
 
 
 def beyond_float64(a: np.ndarray) -> np.ndarray | None:
@@ -55,7 +57,7 @@ def beyond_float64(a: np.ndarray) -> np.ndarray | None:
 
 
 def round_rational(q: Fraction, fmt: Format, rule: Overflow,
-                   mode: str = "nearest_even") -> float | int:
+                   mode: str = "nearest_even", u: Any = None) -> float | int:
     """A rational rounded once, exactly, into the format under the overflow rule.
 
     Parameters
@@ -73,7 +75,7 @@ def round_rational(q: Fraction, fmt: Format, rule: Overflow,
     RangeOverflowError
         For "raise" when ``q`` rounds beyond the range.
     """
-    r = round_exact(q, fmt, mode)
+    r = round_exact(q, fmt, mode, u)
     if fmt.lowest_exact <= r <= fmt.max_exact:
         return fmt.as_number(r)
     if (r > 0 and clamps_high(mode)) or (r < fmt.lowest_exact and clamps_low(mode)):
@@ -89,7 +91,8 @@ def round_rational(q: Fraction, fmt: Format, rule: Overflow,
 
 
 def round_array(a: np.ndarray, fmt: Format, rule: Overflow,
-                mode: str = "nearest_even") -> np.ndarray:
+                mode: str = "nearest_even", seed: int | None = None,
+                start: int = 0) -> np.ndarray:
     """A numpy array rounded into the format (the numpy path of `round_to`).
 
     Parameters
@@ -99,7 +102,11 @@ def round_array(a: np.ndarray, fmt: Format, rule: Overflow,
     fmt : Format
     rule : {"inf", "nan", "saturate", "raise"}
     mode : str
-        A deterministic rounding mode (`numfmt.modes`).
+        A rounding mode (`numfmt.modes`).
+    seed : int, optional
+        The stochastic mode's seed (`numfmt.stochastic`).
+    start : int
+        The flat index of ``a``'s first element in the whole input (the uniforms' counter).
 
     Returns
     -------
@@ -119,9 +126,10 @@ def round_array(a: np.ndarray, fmt: Format, rule: Overflow,
     check_nan(x, fmt, np)
     # ufuncs return numpy scalars for 0-d input; keep an array so masks can assign into it
     # (+ 0.0 turns rint's -0.0 into 0: integers have no negative zero)
+    u = uniforms(seed, start, x.size).reshape(x.shape) if mode == STOCHASTIC else None
     with np.errstate(invalid="ignore"):
-        r = np.asarray(_np_round_float(x, fmt, mode) if fmt.is_float else
-                       round_scaled(x, None, fmt, mode, np) + 0.0)
+        r = np.asarray(_np_round_float(x, fmt, mode, u) if fmt.is_float else
+                       round_scaled(x, None, fmt, mode, np, u) + 0.0)
     r = np.asarray(bottom_of_range(r, x, fmt, np))
     sat = saturated_max(r, x, fmt, rule)
     r, over = apply_overflow(r, x, fmt, rule, np, mode)
@@ -135,5 +143,5 @@ def round_array(a: np.ndarray, fmt: Format, rule: Overflow,
             i = np.unravel_index(j, a.shape)
             v = a[i]
             q = Fraction(int(v)) if a.dtype.kind in "iu" else Fraction(*v.as_integer_ratio())
-            out[i] = round_rational(q, fmt, rule, mode)
+            out[i] = round_rational(q, fmt, rule, mode, None if u is None else u[i])
     return out

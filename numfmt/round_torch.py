@@ -4,24 +4,25 @@ numpy path's exact float64 algorithm, run in chunks on CPU threads (`numfmt.thre
 from __future__ import annotations
 
 from numfmt.format import Format
-from numfmt.modes import round_scaled
+from numfmt.modes import STOCHASTIC, round_scaled
 from numfmt.rangerule import (Overflow, apply_overflow, bottom_of_range, check_nan,
                               container_name, default_overflow, holds, raise_overflow,
                               saturated_max, source_format)
 from numfmt.registry import get
 from numfmt.round_numpy import round_array
+from numfmt.stochastic import uniforms
 from numfmt.tf32 import tf32_from_float32
 from numfmt.threads import run_chunks
 
 __all__ = ["round_tensor", "straight_through"]
 
 
-def _round_torch_float64(x, fmt: Format, mode: str):
+def _round_torch_float64(x, fmt: Format, mode: str, u=None):
     """float64 tensor ``x`` rounded by ``mode`` onto the format's grid (unbounded above)."""
     import torch
 
     if not fmt.is_float:
-        return round_scaled(x, None, fmt, mode, torch) + 0.0   # integers have no -0.0
+        return round_scaled(x, None, fmt, mode, torch, u) + 0.0   # integers have no -0.0
     if fmt.name == "fp64":
         return x.clone()
     if fmt.name == "fp32" and mode == "nearest_even":
@@ -30,7 +31,7 @@ def _round_torch_float64(x, fmt: Format, mode: str):
     qexp = torch.clamp_min(e.to(torch.int64) - 1, fmt.emin) - fmt.mantissa_bits
     scale = torch.ldexp(torch.ones_like(x), qexp)
     # Division by a power of two is exact.
-    return round_scaled(x / scale, qexp, fmt, mode, torch) * scale
+    return round_scaled(x / scale, qexp, fmt, mode, torch, u) * scale
 
 
 def _fast_torch(t, fmt: Format, rule: Overflow):
@@ -51,7 +52,8 @@ def _fast_torch(t, fmt: Format, rule: Overflow):
     return None
 
 
-def round_tensor(t, fmt: Format, rule: Overflow, mode: str = "nearest_even"):
+def round_tensor(t, fmt: Format, rule: Overflow, mode: str = "nearest_even",
+                 seed: int | None = None):
     """A tensor rounded into the format (the torch path of `round_to`).
 
     Parameters
@@ -61,7 +63,9 @@ def round_tensor(t, fmt: Format, rule: Overflow, mode: str = "nearest_even"):
     fmt : Format
     rule : {"inf", "nan", "saturate", "raise"}
     mode : str
-        A deterministic rounding mode (`numfmt.modes`).
+        A rounding mode (`numfmt.modes`).
+    seed : int, optional
+        The stochastic mode's seed (`numfmt.stochastic`).
 
     Returns
     -------
@@ -81,17 +85,17 @@ def round_tensor(t, fmt: Format, rule: Overflow, mode: str = "nearest_even"):
     if t.dtype in (torch.int64, torch.uint64) and t.numel() and \
             bool(((t > 2**53) | (t < -(2**53))).any()):
         # float64 would round these first: the numpy path rounds them exactly, once
-        r = round_array(t.cpu().numpy(), fmt, rule, mode)
+        r = round_array(t.cpu().numpy(), fmt, rule, mode, seed)
         return torch.from_numpy(r).to(device=t.device, dtype=out_dtype)
     fast = _fast_torch(t, fmt, rule) if mode == "nearest_even" else None
     if fast is not None:
         return fast
     if fmt.name == "fp64" and t.dtype == torch.float64 and rule == default_overflow(fmt):
         return t.clone()
-    return _round_torch_general(t, fmt, rule, out_dtype, mode)
+    return _round_torch_general(t, fmt, rule, out_dtype, mode, seed)
 
 
-def _round_torch_general(t, fmt: Format, rule: Overflow, out_dtype, mode: str):
+def _round_torch_general(t, fmt: Format, rule: Overflow, out_dtype, mode: str, seed):
     """Exact float64 arithmetic (the numpy path's algorithm), chunk by chunk on CPU threads
     (`numfmt.threads.run_chunks`: fast on a shared machine), in one pass per op elsewhere."""
     import torch
@@ -104,7 +108,8 @@ def _round_torch_general(t, fmt: Format, rule: Overflow, out_dtype, mode: str):
 
     def job(lo: int, hi: int) -> None:
         x = src[lo:hi].to(torch.float64)
-        r = bottom_of_range(_round_torch_float64(x, fmt, mode), x, fmt, torch)
+        u = uniforms(seed, lo, hi - lo, torch, x.device) if mode == STOCHASTIC else None
+        r = bottom_of_range(_round_torch_float64(x, fmt, mode, u), x, fmt, torch)
         sat = saturated_max(r, x, fmt, rule)
         r, over = apply_overflow(r, x, fmt, rule, torch, mode)
         if over_all is not None:

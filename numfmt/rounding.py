@@ -9,18 +9,19 @@ Tensors that require grad get a straight-through gradient (1) through the roundi
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from numfmt.exact import RoundingMode
 from numfmt.format import Format
-from numfmt.modes import check_mode
+from numfmt.modes import STOCHASTIC, check_mode
 from numfmt.overflow import OverflowPolicy, as_policy
 from numfmt.rangerule import Overflow, default_overflow
 from numfmt.registry import get
 from numfmt.round_numpy import beyond_float64, round_array, round_rational
 from numfmt.round_torch import round_tensor, straight_through
+from numfmt.stochastic import resolve_seed, uniforms
 
 __all__ = ["round_to", "default_overflow", "Overflow"]
 
@@ -39,15 +40,16 @@ def _check_overflow(fmt: Format, overflow: Any) -> Overflow:
     return rule  # type: ignore[return-value]
 
 
-def _round_python(x: Any, f: Format, rule: Overflow, mode: str) -> Any:
+def _round_python(x: Any, f: Format, rule: Overflow, mode: str, seed: int | None) -> Any:
+    u = None if seed is None else float(uniforms(seed, 0, 1)[0])     # element 0's uniform
     if isinstance(x, bool):
         raise TypeError("cannot round a bool")
     if isinstance(x, Fraction):
-        return round_rational(x, f, rule, mode)
+        return round_rational(x, f, rule, mode, u)
     if isinstance(x, int) and (abs(x) > 2**53 or not f.is_float):
-        return round_rational(Fraction(x), f, rule, mode)   # float(x) would round a big int
+        return round_rational(Fraction(x), f, rule, mode, u)   # float(x) would round a big int
     if isinstance(x, (int, float)):
-        r = round_array(np.asarray(float(x), dtype=np.float64), f, rule, mode)[()]
+        r = round_array(np.asarray(float(x), dtype=np.float64), f, rule, mode, seed)[()]
         return r.item() if not f.is_float else float(r)
     if isinstance(x, (list, tuple)):
         try:
@@ -56,19 +58,25 @@ def _round_python(x: Any, f: Format, rule: Overflow, mode: str) -> Any:
             raise TypeError(f"cannot round {type(x).__name__} of non-numbers: {exc}") from None
         if arr.dtype == object and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                        for v in arr.ravel()):   # ints beyond int64
-            flat = [float(round_to(v, f, overflow=rule, rounding=mode)) for v in arr.ravel()]
+            if mode == STOCHASTIC:
+                u_all = uniforms(seed, 0, arr.size)
+                flat = [float(round_rational(Fraction(v), f, rule, mode, u_all[i]))
+                        for i, v in enumerate(arr.ravel())]
+            else:
+                flat = [float(round_rational(Fraction(v), f, rule, mode)) for v in arr.ravel()]
             return np.array(flat, dtype=np.float64).reshape(arr.shape)
         if arr.dtype.kind not in "iuf":
             raise TypeError(f"cannot round {type(x).__name__} of {arr.dtype} values")
         if beyond_float64(arr) is not None:
-            return round_array(arr, f, rule, mode).astype(np.float64)
-        return round_array(arr.astype(np.float64), f, rule, mode)
+            return round_array(arr, f, rule, mode, seed).astype(np.float64)
+        return round_array(arr.astype(np.float64), f, rule, mode, seed)
     raise TypeError(f"round_to takes a float, int, numpy array or torch tensor, "
                     f"not {type(x).__name__}")
 
 
 def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = None,
-             rounding: RoundingMode = "nearest_even") -> Any:
+             rounding: RoundingMode | Literal["stochastic"] = "nearest_even",
+             seed: int | None = None, generator: Any = None) -> Any:
     """Round ``x`` into ``fmt`` (by default to nearest, ties to even), in the same container.
 
     Parameters
@@ -84,7 +92,15 @@ def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = N
         `default_overflow(fmt)`. Integer formats take ``"saturate"`` (default) or ``"raise"``.
     rounding : str
         ``"nearest_even"`` (default), ``"nearest_away"``, ``"toward_zero"``, ``"up"`` (toward
-        +inf), ``"down"`` (toward -inf) or ``"odd"`` (see `numfmt.modes`).
+        +inf), ``"down"`` (toward -inf), ``"odd"`` or ``"stochastic"`` (see `numfmt.modes`).
+    seed : int, optional
+        ``"stochastic"`` only: element i (flat, row-major) rounds up iff its counter-based
+        uniform u_i (`numfmt.stochastic`) is below its distance from the lower neighbour in
+        units of the spacing. The same seed gives the same bits for numpy and torch inputs
+        and any thread count.
+    generator : numpy.random.Generator or torch.Generator, optional
+        ``"stochastic"`` only: draws the seed (advancing the generator). Neither given: a fresh
+        random seed.
 
     Returns
     -------
@@ -141,16 +157,19 @@ def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = N
     f = get(fmt)
     rule = _check_overflow(f, overflow)
     mode = check_mode(rounding)
+    if mode != STOCHASTIC and (seed is not None or generator is not None):
+        raise ValueError("seed= and generator= belong to rounding='stochastic'")
+    seed = resolve_seed(seed, generator) if mode == STOCHASTIC else None
     if type(x).__module__.startswith("torch"):
         import torch
 
         if isinstance(x, torch.Tensor):
-            r = round_tensor(x, f, rule, mode)
+            r = round_tensor(x, f, rule, mode, seed)
             if x.requires_grad and torch.is_grad_enabled() and r.is_floating_point():
                 return straight_through(x, r)
             return r
     if isinstance(x, np.ndarray):
-        return round_array(x, f, rule, mode)
+        return round_array(x, f, rule, mode, seed)
     if isinstance(x, np.generic):
-        return round_array(np.asarray(x), f, rule, mode)[()]
-    return _round_python(x, f, rule, mode)
+        return round_array(np.asarray(x), f, rule, mode, seed)[()]
+    return _round_python(x, f, rule, mode, seed)
