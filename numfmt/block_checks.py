@@ -15,11 +15,13 @@ import numpy as np
 from numfmt.blocks import BlockFormat
 from numfmt.rounding import round_to
 
-__all__ = ["ROUNDING_PASSED", "check_input", "check_axis", "check_rule", "rounding_kwargs",
+__all__ = ["ROUNDING_PASSED", "STOCHASTIC_PASSED", "check_input", "check_axis", "check_rule", "rounding_kwargs",
            "check_overflow", "to_blocks"]
 
 # Whether numfmt.round_to takes rounding= (the element rounding modes beyond nearest-even).
 ROUNDING_PASSED: bool = "rounding" in inspect.signature(round_to).parameters
+# Whether it also takes the seed of stochastic rounding (seed= / generator=).
+STOCHASTIC_PASSED: bool = {"seed", "generator"} <= set(inspect.signature(round_to).parameters)
 
 
 def check_input(x: Any):
@@ -81,9 +83,14 @@ def check_rule(fmt: BlockFormat, rule: str | None) -> str:
     return rule
 
 
-def rounding_kwargs(fmt: BlockFormat, rounding: str) -> dict:
+def rounding_kwargs(fmt: BlockFormat, rounding: str, seed: Any = None,
+                    generator: Any = None) -> dict:
     """The keyword arguments that pass ``rounding`` on to `numfmt.round_to` ({} for nearest
-    even); NotImplementedError where it cannot be honoured exactly."""
+    even; ``seed`` / ``generator`` go with ``"stochastic"``); NotImplementedError where it
+    cannot be honoured exactly."""
+    if (seed is not None or generator is not None) and rounding != "stochastic":
+        raise ValueError(f"seed= and generator= belong to rounding='stochastic', not "
+                         f"{rounding!r}")
     if rounding == "nearest_even":
         return {}
     if not fmt.is_mx:
@@ -92,6 +99,11 @@ def rounding_kwargs(fmt: BlockFormat, rounding: str) -> dict:
     if not ROUNDING_PASSED:
         raise NotImplementedError(f"rounding={rounding!r}: numfmt.round_to rounds to nearest "
                                   f"even only in this version; block formats pass its modes on")
+    if rounding == "stochastic":
+        if not STOCHASTIC_PASSED:
+            raise NotImplementedError("rounding='stochastic': numfmt.round_to takes no seed= "
+                                      "in this version")
+        return {"rounding": rounding, "seed": seed, "generator": generator}
     return {"rounding": rounding}
 
 

@@ -205,7 +205,8 @@ def _encode_nvfp4(blocks, fmt: BlockFormat, overflow: str):
 
 
 def block_encode(x: Any, fmt: str | BlockFormat, *, rule: str | None = None, axis: int = -1,
-                 rounding: str = "nearest_even", overflow: str = "saturate") -> BlockEncoded:
+                 rounding: str = "nearest_even", overflow: str = "saturate",
+                 seed: int | None = None, generator: Any = None) -> BlockEncoded:
     """Encode ``x`` along ``axis`` into scales and element codes of a block format, exactly.
 
     Parameters
@@ -221,6 +222,10 @@ def block_encode(x: Any, fmt: str | BlockFormat, *, rule: str | None = None, axi
     rounding : str
         Element rounding: ``"nearest_even"``; the other modes of `numfmt.round_to` are passed
         through for MX formats when `round_to` has them (`ROUNDING_PASSED`).
+    seed, generator
+        For ``rounding="stochastic"``: passed to `round_to`, whose draw for an element is the
+        one at its index in the blocked layout ``(*other, num_blocks, block_size)`` (the same
+        seed, shape and axis give the same bits).
     overflow : {"saturate", "raise"}
         An element whose scaled value rounds beyond the element's range is clamped to +-max
         (the spec) or raises `numfmt.RangeOverflowError`; with ``"raise"`` an E8M0 exponent
@@ -262,7 +267,7 @@ def block_encode(x: Any, fmt: str | BlockFormat, *, rule: str | None = None, axi
     ax = check_axis(axis, t.dim())
     rule = check_rule(f, rule)
     over = check_overflow(overflow)
-    rkw = rounding_kwargs(f, rounding)
+    rkw = rounding_kwargs(f, rounding, seed, generator)
     x64 = t.detach().to(torch.float64)
     blocks = to_blocks(x64, ax, f.block_size)
     if f.is_mx:
@@ -309,7 +314,8 @@ def block_decode(enc: BlockEncoded, dtype: Any = None) -> Any:
 
 
 def block_round(x: Any, fmt: str | BlockFormat, *, rule: str | None = None, axis: int = -1,
-                rounding: str = "nearest_even", overflow: str = "saturate") -> Any:
+                rounding: str = "nearest_even", overflow: str = "saturate",
+                seed: int | None = None, generator: Any = None) -> Any:
     """``x`` encoded into a block format and decoded back: same shape and container.
 
     Parameters and errors are those of `block_encode`; the result is float64 for a float64
@@ -322,4 +328,4 @@ def block_round(x: Any, fmt: str | BlockFormat, *, rule: str | None = None, axis
     tensor([ 1.,  3.,  4., -6.], dtype=torch.float64)
     """
     return block_decode(block_encode(x, fmt, rule=rule, axis=axis, rounding=rounding,
-                                     overflow=overflow))
+                                     overflow=overflow, seed=seed, generator=generator))

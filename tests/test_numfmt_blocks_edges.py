@@ -239,3 +239,26 @@ def test_asymmetric_int_overflow_rule():
         block_encode(torch.tensor([1.999, 1.0], dtype=torch.float64), asym, overflow="raise")
     with pytest.raises(RangeOverflowError):                       # symmetric: -128 is refused
         block_encode(ok, "mxint8", overflow="raise")
+
+
+def test_stochastic_elements_pass_through_with_their_seed():
+    """Stochastic element rounding is round_to's (with seed=): each result is one of the two
+    grid neighbours, the same seed gives the same bits, and the share rounded up is the
+    distance (here 1/4) within 5 standard deviations. A clear error until round_to has it."""
+    from numfmt.block_checks import STOCHASTIC_PASSED
+
+    x = torch.full((4096,), 1.125, dtype=torch.float64)   # E2M1 at scale 1: 1.0 or 1.5
+    x[::32] = 4.0                                          # every block's amax: scale 2**0
+    with pytest.raises(ValueError, match="seed= and generator= belong"):
+        block_encode(x, "mxfp4_e2m1", seed=1)
+    if not STOCHASTIC_PASSED:
+        with pytest.raises(NotImplementedError, match="stochastic"):
+            block_encode(x, "mxfp4_e2m1", rounding="stochastic", seed=1)
+        return
+    a = block_round(x, "mxfp4_e2m1", rounding="stochastic", seed=7)
+    assert torch.equal(a, block_round(x, "mxfp4_e2m1", rounding="stochastic", seed=7))
+    body = a[x == 1.125]
+    assert set(body.tolist()) <= {1.0, 1.5}
+    n = body.numel()
+    up = int((body == 1.5).sum())
+    assert abs(up - n / 4) < 5 * (n * 0.25 * 0.75) ** 0.5

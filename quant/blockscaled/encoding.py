@@ -47,7 +47,8 @@ class BlockScaled:
     @classmethod
     def encode(cls, x: Any, fmt: str | BlockFormat, *, rule: str | None = None,
                axis: int = -1, rounding: str = "nearest_even",
-               overflow: str = "saturate") -> "BlockScaled":
+               overflow: str = "saturate", seed: int | None = None,
+               generator: Any = None) -> "BlockScaled":
         """Encode a tensor.
 
         Parameters
@@ -60,7 +61,7 @@ class BlockScaled:
             A scale rule of the format; the format's standard rule if omitted.
         axis : int
             The blocked axis (for a weight ``(out, in)`` used as ``x @ w.T``: -1).
-        rounding, overflow
+        rounding, overflow, seed, generator
             As `numfmt.block_codec.block_encode` (nearest-even and saturation take the fast
             float32 passes; other choices the reference).
 
@@ -87,7 +88,8 @@ class BlockScaled:
         ax, rule = check_axis(axis, t.dim()), check_rule(f, rule)
         fast = (isinstance(x, torch.Tensor) and x.device.type == "cpu"
                 and x.dtype in (torch.float16, torch.bfloat16, torch.float32)
-                and check_overflow(overflow) == "saturate" and rounding == "nearest_even")
+                and check_overflow(overflow) == "saturate" and rounding == "nearest_even"
+                and seed is None and generator is None)
         if fast:
             s_t = None
             if f.is_mx:
@@ -98,7 +100,7 @@ class BlockScaled:
                                s_t)
         else:
             enc = block_encode(x, f, rule=rule, axis=axis, rounding=rounding,
-                               overflow=overflow)
+                               overflow=overflow, seed=seed, generator=generator)
         bits = f.element_format.bits
         # the codes are this call's own fresh tensors: 8-bit codes need no packing copy
         packed = enc.element_codes.reshape(-1) if bits == 8 else pack_codes(enc.element_codes,
