@@ -81,9 +81,27 @@ def accumulator_bound(a_range: tuple[int, int], b_range: tuple[int, int], k: int
                       acc_bits: int = 32) -> AccumulatorProof:
     """Prove (or refute) that k-term sums of a*b products fit an `acc_bits`-bit accumulator.
 
-    a_range, b_range: inclusive integer ranges of the operands as they enter the products (for
-    affine codes: code range minus zero point). Example: 784 uint8 pixels [0, 255] times int8
-    weights [-128, 127] give partial sums in [-25_589_760, 25_389_840], inside int32.
+    Parameters
+    ----------
+    a_range, b_range : tuple of int
+        Inclusive integer ranges of the operands as they enter the products (for affine codes:
+        code range minus zero point).
+    k : int
+        Terms per sum, >= 0.
+    acc_bits : int
+        The signed accumulator's width (>= 2).
+
+    Returns
+    -------
+    AccumulatorProof
+        The tight bounds of every partial sum, whether they fit, and the largest k that does.
+
+    Examples
+    --------
+    >>> from quant import accumulator_bound
+    >>> p = accumulator_bound((0, 255), (-128, 127), 784)
+    >>> p.fits, p.lowest, p.highest
+    (True, -25589760, 25389840)
     """
     a_lo, a_hi = _check_range(a_range, "a_range")
     b_lo, b_hi = _check_range(b_range, "b_range")

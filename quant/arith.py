@@ -38,10 +38,37 @@ def _kind(a: object, b: object, op: str) -> type:
 def add(a: Encoded, b: Encoded, *, policy: OverflowPolicy | str = OverflowPolicy.RAISE,
         out_scale: object = None, out_zero_point: object = None, out_dtype: object = None,
         out_offset: int | None = None) -> Encoded:
-    """a + b, checked (see the module docstring for the rules of each encoding).
+    """a + b, checked: exact code sums (ScaledInt8, shared scale and zero point unless
+    requantized) or the Gaussian-log table (LogInt8, correctly rounded).
 
-    ScaledInt8: `out_scale`, `out_zero_point`, `out_dtype` apply; LogInt8: `out_offset`.
-    Overflow under RAISE raises QuantOverflowError (an OverflowError).
+    Parameters
+    ----------
+    a, b : ScaledInt8 or LogInt8
+        Operands of one kind and one shape.
+    policy : OverflowPolicy or str
+        RAISE (default), SATURATE or WRAP (WRAP: ScaledInt8 only).
+    out_scale, out_zero_point, out_dtype
+        ScaledInt8 only: requantize to that scale / zero point, store as that dtype.
+    out_offset : int, optional
+        LogInt8 only: the result's offset.
+
+    Returns
+    -------
+    ScaledInt8 or LogInt8
+
+    Raises
+    ------
+    QuantOverflowError
+        Under RAISE, when the exact result leaves the result's code range.
+    ValueError, TypeError
+        For mismatched kinds, shapes, parameters, or the other encoding's arguments.
+
+    Examples
+    --------
+    >>> import torch, quant
+    >>> a = quant.ScaledInt8.encode(torch.tensor([0.5, 1.0]), scale=0.25)
+    >>> quant.add(a, a).decode().tolist()
+    [1.0, 2.0]
     """
     return _addsub(a, b, False, policy, out_scale, out_zero_point, out_dtype, out_offset,
                    "quant.add")
@@ -50,7 +77,30 @@ def add(a: Encoded, b: Encoded, *, policy: OverflowPolicy | str = OverflowPolicy
 def sub(a: Encoded, b: Encoded, *, policy: OverflowPolicy | str = OverflowPolicy.RAISE,
         out_scale: object = None, out_zero_point: object = None, out_dtype: object = None,
         out_offset: int | None = None) -> Encoded:
-    """a - b, checked (the rules of `add`)."""
+    """a - b, checked (the rules of `add`).
+
+    Parameters
+    ----------
+    a, b : ScaledInt8 or LogInt8
+        Operands of one kind and one shape.
+    policy : OverflowPolicy or str
+        RAISE (default), SATURATE or WRAP (WRAP: ScaledInt8 only).
+    out_scale, out_zero_point, out_dtype
+        ScaledInt8 only: requantize to that scale / zero point, store as that dtype.
+    out_offset : int, optional
+        LogInt8 only: the result's offset.
+
+    Returns
+    -------
+    ScaledInt8 or LogInt8
+
+    Raises
+    ------
+    QuantOverflowError
+        Under RAISE, when the exact result leaves the result's code range.
+    ValueError, TypeError
+        For mismatched kinds, shapes, parameters, or the other encoding's arguments.
+    """
     return _addsub(a, b, True, policy, out_scale, out_zero_point, out_dtype, out_offset,
                    "quant.sub")
 
@@ -91,7 +141,30 @@ def mul(a: Encoded, b: Encoded, *, policy: OverflowPolicy | str = OverflowPolicy
         out_scale: object = None, out_zero_point: object = None, out_dtype: object = None,
         out_offset: int | None = None) -> Encoded:
     """a * b elementwise, checked: exact codes at the product scale (ScaledInt8) or exact code
-    addition (LogInt8), unless `out_scale` / `out_offset` asks for another result scale."""
+    addition (LogInt8), unless `out_scale` / `out_offset` asks for another result scale.
+
+    Parameters
+    ----------
+    a, b : ScaledInt8 or LogInt8
+        Operands of one kind and one shape.
+    policy : OverflowPolicy or str
+        RAISE (default), SATURATE or WRAP (WRAP: ScaledInt8 only).
+    out_scale, out_zero_point, out_dtype
+        ScaledInt8 only: requantize to that scale / zero point, store as that dtype.
+    out_offset : int, optional
+        LogInt8 only: the result's offset.
+
+    Returns
+    -------
+    ScaledInt8 or LogInt8
+
+    Raises
+    ------
+    QuantOverflowError
+        Under RAISE, when the exact result leaves the result's code range.
+    ValueError, TypeError
+        For mismatched kinds, shapes, parameters, or the other encoding's arguments.
+    """
     return _dispatch(a, b, "quant.mul", policy, out_scale, out_zero_point, out_dtype, out_offset,
                      scaled_mul,
                      lambda a, b, off, pol, op: log_muldiv(a, b, False, off, pol, op))
@@ -99,8 +172,30 @@ def mul(a: Encoded, b: Encoded, *, policy: OverflowPolicy | str = OverflowPolicy
 
 def div(a: Encoded, b: Encoded, *, policy: OverflowPolicy | str = OverflowPolicy.RAISE,
         out_offset: int | None = None) -> LogInt8:
-    """a / b elementwise for LogInt8 (exact code subtraction); division by a zero code raises
-    ZeroDivisionError. ScaledInt8 division is unsupported (TypeError)."""
+    """a / b elementwise for LogInt8: exact code subtraction.
+
+    Parameters
+    ----------
+    a, b : LogInt8
+        Operands of one shape and frac_bits.
+    policy : OverflowPolicy or str
+        RAISE (default) or SATURATE.
+    out_offset : int, optional
+        The result's offset (default centred: max_a / max_b gets code 64).
+
+    Returns
+    -------
+    LogInt8
+
+    Raises
+    ------
+    ZeroDivisionError
+        For a zero divisor code, naming its index.
+    TypeError
+        For ScaledInt8 operands: a quotient of codes is not a code at any fixed scale.
+    QuantOverflowError
+        Under RAISE, for a quotient beyond the top magnitude.
+    """
     op = "quant.div"
     kind = _kind(a, b, op)
     if kind is ScaledInt8:
@@ -158,8 +253,20 @@ def _matmul(a: Encoded, b: Encoded, op: str, policy: object, out_scale: object,
 def dot(a: Encoded, b: Encoded, *, policy: OverflowPolicy | str = OverflowPolicy.RAISE,
         out_scale: object = None, out_zero_point: object = None, out_dtype: object = None,
         out_offset: int | None = None) -> Encoded:
-    """Inner product of two 1-d encoded vectors (a 0-d encoded result); rules of `matmul`,
-    errors naming quant.dot."""
+    """Inner product of two 1-d encoded vectors; the rules of `matmul`, errors naming quant.dot.
+
+    Parameters
+    ----------
+    a, b : ScaledInt8 or LogInt8
+        1-d operands of one kind and length.
+    policy, out_scale, out_zero_point, out_dtype, out_offset
+        As for `matmul`.
+
+    Returns
+    -------
+    ScaledInt8 or LogInt8
+        A 0-d encoded result (ScaledInt8: the exact accumulator by default).
+    """
     for v in (a, b):
         if isinstance(v, (ScaledInt8, LogInt8)) and v.codes.dim() != 1:
             raise ValueError(f"quant.dot takes 1-d operands, got shape {tuple(v.codes.shape)}")

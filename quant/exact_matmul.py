@@ -39,8 +39,24 @@ _MIN_FP32_BLOCK = 64           # below this, many small GEMMs lose to one int32 
 
 
 def contraction_size(a_shape: tuple[int, ...], b_shape: tuple[int, ...], op: str) -> int:
-    """K of ``a @ b`` for a (..., M, K) or (K,) and b (K, N) or (K,); ValueError naming `op`
-    and both shapes otherwise."""
+    """K of ``a @ b`` for a (..., M, K) or (K,) and b (K, N) or (K,).
+
+    Parameters
+    ----------
+    a_shape, b_shape : tuple of int
+        The operands' shapes.
+    op : str
+        Names the operation in the error.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        Naming `op` and both shapes, for shapes that do not contract.
+    """
     if len(a_shape) == 0 or len(b_shape) not in (1, 2):
         raise ValueError(f"{op}: a must be (..., M, K) or (K,) and b (K, N) or (K,); got "
                          f"{tuple(a_shape)} and {tuple(b_shape)}")
@@ -68,12 +84,31 @@ def int_matmul(a: torch.Tensor, b: torch.Tensor, a_range: tuple[int, int],
                b_range: tuple[int, int]) -> tuple[torch.Tensor, AccumulatorProof]:
     """Exact `a @ b` of integer tensors, and the accumulator proof it relied on.
 
-    a: (..., M, K) or (K,); b: (K, N) or (K,), values inside the declared inclusive ranges
-    (checked: a value outside its range is a ValueError, since the proof would not cover it).
-    Returns an int32 tensor when int32 is proven safe for K terms, else int64 (sums of blocks
-    that are each exact; raises OverflowError if even int64 cannot hold the bound). 8-bit
-    operands on the CPU run as exact float32 GEMM blocks (module docstring), others as int32
-    matmuls, and as int64 ones where an operand or a single product leaves int32.
+    Parameters
+    ----------
+    a : torch.Tensor
+        Integer (..., M, K) or (K,).
+    b : torch.Tensor
+        Integer (K, N) or (K,).
+    a_range, b_range : tuple of int
+        The operands' declared inclusive value ranges (checked: a value outside its range
+        is a ValueError, since the proof would not cover it).
+
+    Returns
+    -------
+    tuple
+        The product -- int32 when int32 is proven safe for K terms, else int64 (sums of
+        blocks that are each exact) -- and the `AccumulatorProof`.
+
+    Raises
+    ------
+    OverflowError
+        If even int64 cannot hold the bound.
+
+    Notes
+    -----
+    8-bit operands on the CPU run as exact float32 GEMM blocks (module docstring), others as
+    int32 matmuls, and as int64 ones where an operand or a single product leaves int32.
     """
     _check_int(a, "a")
     _check_int(b, "b")

@@ -38,12 +38,31 @@ _RESULT_LIMIT = 1 << 62
 
 
 def quantize_multiplier(real: float | int | Fraction) -> tuple[int, int]:
-    """Return `(m, shift)` with `2**30 <= m < 2**31` and `m * 2**-shift` closest to `real`.
+    """The fixed-point multiplier `(m, shift)` of a real ratio.
 
-    `real` must be finite and > 0. `m = round_half_even(real * 2**shift)` is computed in exact
-    rational arithmetic (a float argument is taken at its exact binary value), so the relative
-    error `|m * 2**-shift / real - 1|` is at most 2**-31. `shift` may be any integer; it is
-    negative only for `real >= 2**31`.
+    Parameters
+    ----------
+    real : float, int or Fraction
+        Finite and > 0 (a float is taken at its exact binary value).
+
+    Returns
+    -------
+    tuple of int
+        `(m, shift)` with ``2**30 <= m < 2**31`` and ``m * 2**-shift`` closest to `real`:
+        ``m = round_half_even(real * 2**shift)`` in exact rational arithmetic, so the relative
+        error ``|m * 2**-shift / real - 1|`` is at most 2**-31. `shift` may be any integer; it
+        is negative only for ``real >= 2**31``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a non-number, a non-finite value or one <= 0.
+
+    Examples
+    --------
+    >>> from quant import quantize_multiplier
+    >>> quantize_multiplier(0.75)
+    (1610612736, 31)
     """
     if isinstance(real, bool) or not isinstance(real, (int, float, Fraction)):
         raise TypeError(f"quantize_multiplier expects a real number, got {type(real).__name__}")
@@ -65,10 +84,18 @@ def quantize_multiplier(real: float | int | Fraction) -> tuple[int, int]:
 
 
 def quantize_multipliers(reals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Elementwise `quantize_multiplier` (e.g. per-channel ratios): int64 tensors `(m, shift)`.
+    """Elementwise `quantize_multiplier` (e.g. per-channel ratios).
 
-    Each element is converted at its exact float64 value; meant for per-channel sizes (the loop
-    runs in Python, once per distinct channel).
+    Parameters
+    ----------
+    reals : torch.Tensor
+        Floating-point ratios, each finite and > 0, taken at their exact float64 values.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        int64 `(m, shift)` of the same shape. Meant for per-channel sizes (the loop runs in
+        Python, once per element).
     """
     if not isinstance(reals, torch.Tensor) or not reals.is_floating_point():
         raise TypeError("quantize_multipliers expects a floating-point tensor of ratios")
@@ -156,17 +183,42 @@ def _round_mul_shift(acc: torch.Tensor, m: torch.Tensor, shift: torch.Tensor,
 def requantize(acc: torch.Tensor, multiplier: torch.Tensor | int, shift: torch.Tensor | int,
                zero_point: torch.Tensor | int = 0, rounding: Rounding = "half_away"
                ) -> torch.Tensor:
-    """Exact `round(acc * multiplier * 2**-shift) + zero_point` as an int64 tensor.
+    """Exact ``round(acc * multiplier * 2**-shift) + zero_point`` as an int64 tensor.
 
-    acc: integer tensor (any integer dtype, e.g. int32 or int64 matmul accumulators).
-    multiplier, shift, zero_point: Python ints or integer tensors broadcastable against `acc`
-    (per-channel values broadcast along their axis); `0 <= multiplier < 2**31` (as returned by
-    `quantize_multiplier`), `shift` any integer (negative means a left shift).
-    rounding: 'half_away' (ties away from zero, symmetric in sign, TFLite's convention) or
-    'half_even' (ties to even, like torch.round).
-    The product is formed exactly (no int64 overflow for any int64 `acc`) and rounded once.
-    Raises `QuantOverflowError` if the rounded magnitude reaches 2**62. Narrowing to 8-bit codes
-    is a separate, policy-checked step (`quant.policy.narrow`).
+    This is the one reference requantizer of quant (the fused integer pipeline's
+    `quant.integer.linear.requantize_ties_up` differs only in its tie rule, see there).
+
+    Parameters
+    ----------
+    acc : torch.Tensor
+        Integers of any integer dtype (e.g. int32 or int64 matmul accumulators), the int64
+        minimum included.
+    multiplier : int or torch.Tensor
+        In [0, 2**31) (as `quantize_multiplier` returns), broadcastable against `acc`.
+    shift : int or torch.Tensor
+        Any integer (negative means a left shift), broadcastable.
+    zero_point : int or torch.Tensor
+        Added after the rounding; |zero_point| <= 2**31.
+    rounding : {'half_away', 'half_even'}
+        Ties away from zero (symmetric in sign, TFLite's convention) or to even (torch.round).
+
+    Returns
+    -------
+    torch.Tensor
+        int64: the product formed exactly (no int64 overflow for any int64 `acc`) and rounded
+        once. Narrowing to 8-bit codes is a separate, policy-checked step (`quant.narrow`).
+
+    Raises
+    ------
+    QuantOverflowError
+        If the rounded magnitude reaches 2**62 (the message names the requantized accumulator
+        and its exact value).
+
+    Examples
+    --------
+    >>> import torch, quant
+    >>> quant.requantize(torch.tensor([-2**63, 7]), 2**30, 40).tolist()
+    [-9007199254740992, 0]
     """
     if rounding not in ("half_away", "half_even"):
         raise ValueError(f"unknown rounding {rounding!r}; use 'half_away' or 'half_even'")
@@ -190,11 +242,29 @@ def requantize(acc: torch.Tensor, multiplier: torch.Tensor | int, shift: torch.T
 
 def rounding_right_shift(x: torch.Tensor, shift: torch.Tensor | int,
                          rounding: Rounding = "half_away") -> torch.Tensor:
-    """Exact `round(x / 2**shift)` of an integer tensor as int64 (`shift` >= 0, |x| < 2**62;
-    beyond that `QuantOverflowError`, as for `requantize`).
+    """Exact ``round(x / 2**shift)`` of an integer tensor, as int64.
 
-    The integer-only division by a power of two used between fixed-point stages; rounding as in
-    `requantize`.
+    Parameters
+    ----------
+    x : torch.Tensor
+        Integers, |x| < 2**62.
+    shift : int or torch.Tensor
+        >= 0, broadcastable against `x`.
+    rounding : {'half_away', 'half_even'}
+        As in `requantize`.
+
+    Returns
+    -------
+    torch.Tensor
+
+    Raises
+    ------
+    QuantOverflowError
+        Beyond |x| < 2**62, as for `requantize`.
+
+    Notes
+    -----
+    The integer-only division by a power of two used between fixed-point stages.
     """
     s = _as_int64(shift, "shift")
     if bool((s < 0).any()):

@@ -57,7 +57,18 @@ def _pair(reference: object, approx: object) -> tuple[torch.Tensor, torch.Tensor
 
 
 def db_ratio(larger: float, smaller: float) -> float:
-    """20 log10(larger / smaller) in dB; inf when `smaller` is 0 and `larger` is not."""
+    """20 log10(larger / smaller) in dB.
+
+    Parameters
+    ----------
+    larger, smaller : float
+        Magnitudes (>= 0).
+
+    Returns
+    -------
+    float
+        inf when `smaller` is 0 and `larger` is not; 0.0 when both are 0.
+    """
     if larger < 0 or smaller < 0:
         raise ValueError("dB ratios are of magnitudes (>= 0)")
     if smaller == 0:
@@ -66,7 +77,18 @@ def db_ratio(larger: float, smaller: float) -> float:
 
 
 def dynamic_range_db(values: torch.Tensor | np.ndarray) -> float:
-    """20 log10(max |v| / min nonzero |v|) of the given values (0.0 if none is nonzero)."""
+    """20 log10(max |v| / min nonzero |v|) of the given values, in dB.
+
+    Parameters
+    ----------
+    values : torch.Tensor or numpy.ndarray
+        Finite values.
+
+    Returns
+    -------
+    float
+        0.0 if no value is nonzero.
+    """
     v = as_tensor(values, "values").to(torch.float64).abs().reshape(-1)
     if not bool(torch.isfinite(v).all()):
         raise ValueError("dynamic_range_db needs finite values")
@@ -77,7 +99,18 @@ def dynamic_range_db(values: torch.Tensor | np.ndarray) -> float:
 
 
 def relative_errors(reference: object, approx: object) -> torch.Tensor:
-    """Elementwise |approx - reference| / |reference| as float64 (see the module docstring)."""
+    """Elementwise |approx - reference| / |reference|.
+
+    Parameters
+    ----------
+    reference, approx : torch.Tensor or numpy.ndarray
+        Same shape; the reference finite.
+
+    Returns
+    -------
+    torch.Tensor
+        float64; at reference 0: 0 if approx is 0, else inf (module docstring).
+    """
     r, a = _pair(reference, approx)
     err = (a - r).abs()
     rel = err / r.abs()
@@ -85,19 +118,50 @@ def relative_errors(reference: object, approx: object) -> torch.Tensor:
 
 
 def max_rel_error(reference: object, approx: object) -> float:
-    """Largest relative error (0.0 for empty input)."""
+    """Largest relative error (`relative_errors`), 0.0 for empty input.
+
+    Parameters
+    ----------
+    reference, approx : torch.Tensor or numpy.ndarray
+        Same shape; the reference finite.
+
+    Returns
+    -------
+    float
+    """
     rel = relative_errors(reference, approx)
     return float(rel.max()) if rel.numel() else 0.0
 
 
 def rms_rel_error(reference: object, approx: object) -> float:
-    """Root mean square of the relative errors (0.0 for empty input)."""
+    """Root mean square of the relative errors (`relative_errors`), 0.0 for empty input.
+
+    Parameters
+    ----------
+    reference, approx : torch.Tensor or numpy.ndarray
+        Same shape; the reference finite.
+
+    Returns
+    -------
+    float
+    """
     rel = relative_errors(reference, approx)
     return float(rel.square().mean().sqrt()) if rel.numel() else 0.0
 
 
 def sqnr_db(reference: object, approx: object) -> float:
-    """10 log10(sum r^2 / sum (a - r)^2) in dB: inf for an exact approximation."""
+    """Signal-to-quantization-noise ratio 10 log10(sum r^2 / sum (a - r)^2), in dB.
+
+    Parameters
+    ----------
+    reference, approx : torch.Tensor or numpy.ndarray
+        Same shape; the reference finite.
+
+    Returns
+    -------
+    float
+        inf for an exact approximation, -inf for a zero signal with noise.
+    """
     r, a = _pair(reference, approx)
     noise = float((a - r).square().sum())
     signal = float(r.square().sum())

@@ -205,8 +205,8 @@ class IntegerSoftmaxRegression:
         ``floor(acc * m / 2**shift + 1/2)`` (nearest, ties up), before the row max is
         subtracted."""
         x = self._checked(x)
-        return requantize_ties_up(self.weight.matmul(x).to(torch.int64), self._mult_t, self._offset_t,
-                           self._shift_t)
+        return requantize_ties_up(self.weight.matmul(x).to(torch.int64), self._mult_t,
+                                  self._offset_t, self._shift_t)
 
     def logit_codes(self, x: torch.Tensor) -> torch.Tensor:
         """int8 (N, classes) logits relative to the row max: 127 at the top, saturating at -128;

@@ -15,7 +15,9 @@ Range and error. The representable magnitudes span 126 / 2**frac_bits octaves:
 20 log10(2) * 126 / 2**frac_bits dB (94.8 dB for frac_bits = 3). Encoding rounds log2|x| to
 the nearest code (a tie is impossible: it would need |x| = 2**(odd / 2**(frac_bits+1)), which
 is irrational), so inside the range |log2(decode/x)| <= 2**-(frac_bits+1) and the relative
-error is at most 2**(2**-(frac_bits+1)) - 1 (4.43% for frac_bits = 3). Values above the top
+error of the code's exact value is at most 2**(2**-(frac_bits+1)) - 1 (4.43% for frac_bits =
+3); a decoded float adds its own rounding, and `LogInt8.rel_error_bound` states the bound of
+the default float32 decode exactly (`rel_error_bound_for` per dtype). Values above the top
 magnitude saturate to +-127; values whose log code rounds below 1 flush to zero (relative error
 1 there). NaN and infinity are refused.
 
@@ -23,9 +25,11 @@ Exactness of the encoder. The code of |x| is floor((floor(2**(F+1) * log2|x|) + 
 F = frac_bits, and floor(2**(F+1) log2 v) is the binary exponent of v**(2**(F+1)). The encoder
 scales x by a power of two into a window, raises it to that power by F+1 exact-enough float64
 squarings, and reads the exponent bits; every step is monotone, and the result is checked
-exhaustively against exact rational arithmetic for every float32 mantissa in the test suite,
-so no code is ever off by one. Decoding reads a 256-entry table of correctly rounded values.
-Both loops run fused in C (`quant.native`) where the extension is built, and as torch passes
+exhaustively against exact rational arithmetic for every float32 mantissa in the test suite.
+For float64 inputs the squarings are not exact: a value whose w lies within a few ulps of a
+code boundary is marked by both loops and decided in exact rational arithmetic
+(`quant.logdomain.kernels.resolve_marked`), so no code is ever off by one, float64 included.
+Decoding reads a 256-entry table of correctly rounded values. Both loops run fused in C (`quant.native`) where the extension is built, and as torch passes
 otherwise; the two compute the same bits (tested on every float32 mantissa).
 """
 
@@ -51,7 +55,7 @@ __all__ = ["LogInt8", "calibrate_offset"]
 
 @dataclass(frozen=True, eq=False, repr=False)
 class LogInt8(metrics.DecodeErrorMetrics):
-    """Log-domain 8-bit encoding (see `quant.logdomain` for the layout and its bounds).
+    """Log-domain 8-bit encoding (see `quant.logdomain.encoding` for the layout and bounds).
 
     Attributes
     ----------
@@ -141,7 +145,7 @@ class LogInt8(metrics.DecodeErrorMetrics):
         LogInt8
             Every code is the nearest one to log2|x| (exact, float64 inputs too); values above
             the top magnitude saturate to +-127 and values below half a step under the
-            bottom one flush to 0, as documented in `quant.logdomain`.
+            bottom one flush to 0, as documented in `quant.logdomain.encoding`.
 
         Raises
         ------

@@ -48,7 +48,18 @@ class GaussianLogTable:
 
 @functools.lru_cache(maxsize=None)
 def gaussian_log_table(frac_bits: int = 3) -> GaussianLogTable:
-    """The `GaussianLogTable` for `frac_bits` (computed once with 160-bit mpmath)."""
+    """The `GaussianLogTable` for `frac_bits`.
+
+    Parameters
+    ----------
+    frac_bits : int
+        0..6 (default 3).
+
+    Returns
+    -------
+    GaussianLogTable
+        Computed once (cached) with 160-bit mpmath, each entry the nearest integer.
+    """
     f = 1 << check_frac_bits(frac_bits)
 
     def entry(d: int, sign: int) -> int:

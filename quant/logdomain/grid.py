@@ -42,7 +42,22 @@ def check_frac_bits(frac_bits: object) -> int:
 def offset_limits(frac_bits: int) -> tuple[int, int]:
     """Smallest and largest `offset` whose 127 magnitudes are finite, nonzero float32 values.
 
-    The top magnitude must stay below 2**128 and the bottom one at or above 2**-149.
+    Parameters
+    ----------
+    frac_bits : int
+        0..6.
+
+    Returns
+    -------
+    tuple of int
+        The top magnitude stays below 2**128 and the bottom one at or above 2**-149 (float32's
+        limits, from `numfmt.get("fp32")`).
+
+    Examples
+    --------
+    >>> from quant.logdomain import offset_limits
+    >>> offset_limits(3)
+    (-1193, 896)
     """
     f = 1 << check_frac_bits(frac_bits)
     return _FP32_SUBNORMAL_EXP * f - 1, _FP32_EMAX * f - CODE_MAX - 1
@@ -51,7 +66,24 @@ def offset_limits(frac_bits: int) -> tuple[int, int]:
 def check_offset(offset: object, frac_bits: int, name: str = "offset") -> int:
     """``offset`` as an int, after checking it is an integer within `offset_limits`.
 
-    ``name`` says what the caller calls it in the error (e.g. "quant.mul: out_offset")."""
+    Parameters
+    ----------
+    offset : int
+        The offset to check.
+    frac_bits : int
+        The grid's fractional bits.
+    name : str
+        What the caller calls it in the error (e.g. "quant.mul: out_offset").
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a non-integer or an offset outside `offset_limits`.
+    """
     if not is_int(offset):
         raise TypeError(f"{name} must be an int, got {type(offset).__name__}")
     lo, hi = offset_limits(frac_bits)
@@ -62,7 +94,28 @@ def check_offset(offset: object, frac_bits: int, name: str = "offset") -> int:
 
 
 def exact_log_code(a: float, frac_bits: int) -> int:
-    """round(2**frac_bits * log2(a)) for a float a > 0, in exact rational arithmetic."""
+    """``round(2**frac_bits * log2(a))`` in exact rational arithmetic.
+
+    Parameters
+    ----------
+    a : float
+        Finite and > 0 (taken at its exact binary value).
+    frac_bits : int
+        0..6.
+
+    Returns
+    -------
+    int
+        The nearest integer (never a tie: that would need an irrational power of two to be
+        rational): floor((floor(2**(F+1) log2 a) + 1) / 2), the inner floor read from the bit
+        lengths of a**(2**(F+1)) as a fraction.
+
+    Examples
+    --------
+    >>> from quant import exact_log_code
+    >>> exact_log_code(float.fromhex("0x1.7a11473eb0187p-9"), 3)
+    -67
+    """
     if not (isinstance(a, (float, int)) and math.isfinite(a) and a > 0):
         raise ValueError(f"exact_log_code needs a finite a > 0, got {a}")
     n = 1 << (check_frac_bits(frac_bits) + 1)
@@ -106,7 +159,19 @@ def _nearest_float32(v: mpmath.mpf) -> float:
 # --------------------------------------------------------------------------- Gaussian log
 
 def rel_error_bound(frac_bits: int) -> float:
-    """2**(2**-(frac_bits+1)) - 1: the in-range relative error bound of a LogInt8 value."""
+    """2**(2**-(frac_bits+1)) - 1: the in-range relative error bound of the LogInt8 grid.
+
+    Parameters
+    ----------
+    frac_bits : int
+        0..6.
+
+    Returns
+    -------
+    float
+        The bound for the exact value of each code (4.43% for frac_bits 3); a decoded float
+        adds its own rounding (`decode_rel_error_bound`).
+    """
     return math.expm1(math.log(2.0) * 2.0 ** -(check_frac_bits(frac_bits) + 1))
 
 

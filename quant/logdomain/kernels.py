@@ -97,7 +97,7 @@ def _near_boundary(w: torch.Tensor, xb: torch.Tensor, rounds: int) -> torch.Tens
 
 def encode_torch(x: torch.Tensor, offset: int, frac_bits: int, source: torch.Tensor
                  ) -> torch.Tensor:
-    """Codes of a flat float tensor: see "Exactness of the encoder" in `quant.logdomain`.
+    """Codes of a flat float tensor: "Exactness of the encoder" in `quant.logdomain.encoding`.
 
     With n = 2**(F+1), v = |x| * 2**-c and w = v**n (n float64 squarings), the code is
     m = (e >> 1) + K/2 where e is w's biased exponent and K = n*c - 2*offset - 1022 (even).
