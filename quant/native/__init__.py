@@ -39,14 +39,20 @@ def _torch_shares_openmp() -> bool:
         return False
     torch_root = os.path.dirname(os.path.dirname(os.path.realpath(torch.__file__)))
     real = os.path.realpath(lib)
-    return any(real.startswith(os.path.join(torch_root, d) + os.sep) for d in ("torch", "torch.libs"))
+    return any(real.startswith(os.path.join(torch_root, d) + os.sep)
+               for d in ("torch", "torch.libs"))
 
 
 _SHARED_OPENMP = _torch_shares_openmp()
 
 
 def available() -> bool:
-    """True if the compiled loops are built and not disabled by ``QUANT_NATIVE=0``."""
+    """Whether the compiled loops are built and not disabled by ``QUANT_NATIVE=0``.
+
+    Returns
+    -------
+    bool
+    """
     return _native is not None and os.environ.get("QUANT_NATIVE", "1") != "0"
 
 
@@ -73,7 +79,12 @@ def implementation(*tensors: torch.Tensor) -> str:
 
 
 def describe() -> str:
-    """One line saying which loops quant runs, and on which threads."""
+    """One line saying which loops quant runs, and on which threads.
+
+    Returns
+    -------
+    str
+    """
     if not available():
         why = "QUANT_NATIVE=0" if _native is not None else "quant.native._native is not built"
         return f"torch passes ({why})"
@@ -133,8 +144,19 @@ def log_encode(x: torch.Tensor, out: torch.Tensor, scale: float, rounds: int, lo
                hi: float, k2: int) -> bool:
     """Fill int8 `out` with LogInt8 codes of the flat contiguous float32/float64 tensor `x`.
 
-    Parameters are those of the torch path (quant.logdomain.kernels.encode_window). Returns True if
-    `x` holds NaN or infinity (the codes are then meaningless). Requires `available()`.
+    Parameters
+    ----------
+    x, out : torch.Tensor
+        Flat contiguous CPU tensors of one length: float32/float64 values, int8 codes.
+    scale, rounds, lo, hi, k2
+        The encoder's window, from `quant.logdomain.kernels.encode_window`.
+
+    Returns
+    -------
+    bool
+        True if `x` holds NaN or infinity (the codes are then meaningless). For float64 `x`,
+        values next to a code boundary get -128 (never a code), which the caller resolves
+        exactly (`quant.logdomain.kernels.resolve_marked`). Requires `available()`.
     """
     _require()
     if x.dtype not in (torch.float32, torch.float64) or out.dtype != torch.int8:
@@ -150,10 +172,23 @@ def log_encode(x: torch.Tensor, out: torch.Tensor, scale: float, rounds: int, lo
 
 def scaled_encode_f32(x: torch.Tensor, out: torch.Tensor, scale: float, qmin: int, qmax: int,
                       zero_point: int) -> bool:
-    """Fill int8/uint8 `out` with clamp(round_half_even(x / scale) + zero_point, qmin, qmax)
-    for the flat contiguous float32 tensor `x`, x / scale being one float32 division (`scale`
-    must be a float32 value). Returns True if `x` holds NaN or infinity (the codes are then
-    meaningless). Requires `available()`."""
+    """Fill int8/uint8 `out` with clamp(round_half_even(x / scale) + zero_point, qmin, qmax).
+
+    Parameters
+    ----------
+    x, out : torch.Tensor
+        Flat contiguous CPU tensors of one length: float32 values, int8/uint8 codes.
+    scale : float
+        A float32 value > 0; x / scale is one float32 division.
+    qmin, qmax, zero_point : int
+        qmin <= zero_point <= qmax, within a byte's codes.
+
+    Returns
+    -------
+    bool
+        True if `x` holds NaN or infinity (the codes are then meaningless). Requires
+        `available()`.
+    """
     _require()
     if x.dtype != torch.float32 or out.dtype not in (torch.int8, torch.uint8):
         raise TypeError(f"scaled_encode_f32 maps float32 to int8/uint8, got {x.dtype} -> "
@@ -170,12 +205,22 @@ def scaled_encode_f32(x: torch.Tensor, out: torch.Tensor, scale: float, qmin: in
                          f"codes, got {qmin}, {zero_point}, {qmax}")
     xs, cs = _np(x), out.view(torch.uint8).numpy()
     args = (float(scale), float(qmin - zero_point), float(qmax - zero_point), int(zero_point))
-    return _parallel(x.numel(), lambda i, j, t: _native.scaled_encode_f32(xs[i:j], cs[i:j], *args, t))
+    return _parallel(x.numel(),
+                     lambda i, j, t: _native.scaled_encode_f32(xs[i:j], cs[i:j], *args, t))
 
 
 def byte_lookup(codes: torch.Tensor, table: torch.Tensor, out: torch.Tensor) -> None:
-    """out[i] = table[codes[i] as a byte] for flat int8/uint8 `codes` and a 256-entry float32
-    or float64 `table` (indexed by the code's unsigned byte); `out` has the table's dtype."""
+    """out[i] = table[codes[i] as a byte]: decoding by lookup.
+
+    Parameters
+    ----------
+    codes : torch.Tensor
+        Flat int8/uint8 codes.
+    table : torch.Tensor
+        256 float32 or float64 entries, indexed by the code's unsigned byte.
+    out : torch.Tensor
+        Flat, of the table's dtype and the codes' length; written in place.
+    """
     _require()
     if codes.dtype not in (torch.int8, torch.uint8) or table.dtype != out.dtype or \
             table.dtype not in (torch.float32, torch.float64) or table.shape != (256,):
@@ -192,12 +237,34 @@ def byte_lookup(codes: torch.Tensor, table: torch.Tensor, out: torch.Tensor) -> 
 def softmax_head(carrier: torch.Tensor, planes: int, multipliers: torch.Tensor,
                  offsets: torch.Tensor, shifts: torch.Tensor, table: torch.Tensor,
                  reciprocal_bits: int, out_max: int, out_dtype: torch.dtype) -> torch.Tensor:
-    """Probability codes (N, M) of `out_dtype` (uint8/uint16) from a matmul's (N, planes * M)
-    output: fp32 carriers of exact integers (oneDNN) or int32 accumulators, planes = 2 meaning
-    columns [hi | lo] with acc = lo + 2 hi. Per class: z = (acc * m + offset) >> shift; per
-    row: d = min(max z - z, 255), e = table[d], r = (out_max << K) // sum e,
-    p = (e * r + 2**(K-1)) >> K, all in int64, exactly as quant.integer_linear's torch path.
-    The caller keeps that path's no-overflow contract (proven when the model is built)."""
+    """The integer pipeline after its matmul, fused per row: probability codes (N, M).
+
+    Parameters
+    ----------
+    carrier : torch.Tensor
+        The matmul's (N, planes * M) output: fp32 carriers of exact integers (oneDNN) or int32
+        accumulators; planes = 2 means columns [hi | lo] with acc = lo + 2 hi.
+    planes : int
+        1 or 2.
+    multipliers, offsets, shifts : torch.Tensor
+        Per class: z = (acc * m + offset) >> shift (`quant.integer.linear.requantize_ties_up`).
+    table : torch.Tensor
+        The 256-entry int64 exp table (`IntegerSoftmax.table_tensor`).
+    reciprocal_bits : int
+        K of the per-row reciprocal.
+    out_max : int
+        The probability code of 1 (`IntegerSoftmax.prob_max`).
+    out_dtype : torch.dtype
+        uint8 or uint16 (`IntegerSoftmax.prob_dtype`).
+
+    Returns
+    -------
+    torch.Tensor
+        Per row: d = min(max z - z, 255), e = table[d], r = (out_max << K) // sum e,
+        p = (e * r + 2**(K-1)) >> K, all in int64, exactly as quant.integer.linear's torch
+        path. The caller keeps that path's no-overflow contract (proven when the model is
+        built).
+    """
     _require()
     if carrier.dtype not in (torch.float32, torch.int32) or carrier.dim() != 2 or \
             not carrier.is_contiguous():
