@@ -95,8 +95,10 @@ def _round_integer(k: Fraction, mode: str, u: Fraction | float | None = None) ->
     lo = math.floor(k)
     if lo == k:
         return lo
-    if mode == "stochastic":
-        return lo + 1 if Fraction(u) < k - lo else lo
+    if mode == "stochastic":                    # away from zero iff u < the distance from
+        t = math.floor(abs(k))                  # the neighbour nearer zero
+        step = 1 if Fraction(u) < abs(k) - t else 0
+        return (t + step) if k > 0 else -(t + step)
     if mode == "down":
         return lo
     if mode == "up":
@@ -139,7 +141,8 @@ def round_exact(q: Fraction | int | float, fmt: Any, mode: RoundingMode = "neare
         ``"nearest_even"`` (ties to the even grid point), ``"nearest_away"`` (ties away from
         zero), ``"toward_zero"``, ``"up"`` (toward +inf), ``"down"`` (toward -inf) or ``"odd"``
         (an inexact result takes the neighbour with an odd last digit), or ``"stochastic"``
-        (up iff ``u`` < the distance from the lower neighbour in units of the spacing).
+        (away from zero iff ``u`` < the distance from the neighbour nearer zero, in units of
+        the spacing).
         ``"nearest"``, ``"floor"`` and ``"ceil"`` are older names of nearest_even, down, up.
     u : Fraction or float, optional
         The uniform in [0, 1) that ``"stochastic"`` compares with (required there).

@@ -9,8 +9,9 @@ float64) arithmetic, so the result is the one rounding of the input, in every mo
 * ``"toward_zero"``, ``"up"`` (toward +inf), ``"down"`` (toward -inf);
 * ``"odd"``           exact results stay, the others take the neighbour whose last digit is odd
   (round-to-odd: a later rounding to a format with at least two fewer digits is then correct).
-* ``"stochastic"``    up with probability equal to the distance from the lower neighbour, in
-  units of the spacing: up iff u < s - floor(s), u a counter-based uniform of 53 bits
+* ``"stochastic"``    away from zero with probability equal to the distance from the neighbour
+  nearer zero, in units of the spacing: iff u < |s| - floor(|s|), u a counter-based uniform of
+  53 bits
   (`numfmt.stochastic`). The probability is exactly that fraction whenever it is a multiple of
   2**-53 (every input within 53 bits of the grid: all float64 inputs into a normal binade);
   otherwise it is that fraction rounded up to one (a bias below 2**-53 of a spacing).
@@ -101,9 +102,10 @@ def round_scaled(s: Any, qexp: Any, fmt: Any, mode: str, xp: Any, u: Any = None)
     array
         float64 integers (NaN and inf pass through).
     """
-    if mode == STOCHASTIC:
-        lo = xp.floor(s)
-        return xp.where(u < s - lo, lo + 1, lo)      # s - lo is exact; NaN compares False
+    if mode == STOCHASTIC:                             # on magnitudes: away from zero iff u < f
+        a = xp.abs(s)
+        t = xp.floor(a)
+        return xp.copysign(xp.where(u < a - t, t + 1, t), s)  # a - t exact; keeps -0
     if mode == "nearest_even":
         k = xp.round(s) if xp.__name__ == "torch" else xp.rint(s)
         if fmt.is_float and fmt.mantissa_bits == 0:

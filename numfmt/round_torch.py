@@ -11,7 +11,7 @@ from numfmt.rangerule import (Overflow, apply_overflow, bottom_of_range, check_n
 from numfmt.registry import get
 from numfmt.round_numpy import round_array
 from numfmt.stochastic import uniforms
-from numfmt.tf32 import tf32_from_float32
+from numfmt.bits32 import round_float32_bits
 from numfmt.threads import run_chunks
 
 __all__ = ["round_tensor", "straight_through"]
@@ -34,17 +34,20 @@ def _round_torch_float64(x, fmt: Format, mode: str, u=None):
     return round_scaled(x / scale, qexp, fmt, mode, torch, u) * scale
 
 
-def _fast_torch(t, fmt: Format, rule: Overflow):
-    """One native op for the float32 casts torch does correctly; None where there is none."""
+def _fast_torch(t, fmt: Format, rule: Overflow, mode: str, seed: int | None):
+    """float32 input: torch's own cast where it rounds correctly (nearest even into fp16/bf16),
+    bit arithmetic for every mode into bf16/TF32; None where neither applies."""
     import torch
 
     if not (fmt.is_float and rule == default_overflow(fmt) and t.dtype == torch.float32):
         return None
-    if fmt.name in ("fp16", "bf16"):
+    if fmt.name in ("fp16", "bf16") and mode == "nearest_even":
         # float32 -> fp16/bf16 is a single correctly rounded cast in torch (IEEE overflow).
         return t.to(fmt.torch_dtype).to(torch.float32)
-    if fmt.name == "tf32":
-        return tf32_from_float32(t)
+    if fmt.name in ("bf16", "tf32"):             # float32's exponent range: bits only
+        return round_float32_bits(t, fmt.mantissa_bits, mode, seed)
+    if mode != "nearest_even":
+        return None
     if fmt.name == "fp32":
         return t.clone()
     if fmt.name == "fp64":
@@ -87,7 +90,7 @@ def round_tensor(t, fmt: Format, rule: Overflow, mode: str = "nearest_even",
         # float64 would round these first: the numpy path rounds them exactly, once
         r = round_array(t.cpu().numpy(), fmt, rule, mode, seed)
         return torch.from_numpy(r).to(device=t.device, dtype=out_dtype)
-    fast = _fast_torch(t, fmt, rule) if mode == "nearest_even" else None
+    fast = _fast_torch(t, fmt, rule, mode, seed)
     if fast is not None:
         return fast
     if fmt.name == "fp64" and t.dtype == torch.float64 and rule == default_overflow(fmt):

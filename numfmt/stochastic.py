@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["GOLDEN", "resolve_seed", "uniforms"]
+__all__ = ["GOLDEN", "resolve_seed", "uniforms", "uniform_bits"]
 
 GOLDEN = 0x9E3779B97F4A7C15
 _M1, _M2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
@@ -67,8 +67,8 @@ def resolve_seed(seed: Any = None, generator: Any = None) -> int:
                      f"not {type(generator).__name__}")
 
 
-def uniforms(seed: int, start: int, count: int, xp: Any = np, device: Any = None) -> Any:
-    """u_i for flat indices ``start .. start + count - 1``: multiples of 2**-53 in [0, 1).
+def uniform_bits(seed: int, start: int, count: int, xp: Any = np, device: Any = None) -> Any:
+    """The 53 random bits K_i of flat indices ``start .. start + count - 1`` (u_i = K_i / 2**53).
 
     Parameters
     ----------
@@ -77,15 +77,15 @@ def uniforms(seed: int, start: int, count: int, xp: Any = np, device: Any = None
     start, count : int
         The index range.
     xp : module
-        numpy or torch (torch: int64 arithmetic, which wraps like uint64; shifts masked to be
-        logical).
+        numpy (uint64 result) or torch (int64 arithmetic, which wraps like uint64; shifts
+        masked to be logical).
     device : torch.device, optional
         Where torch's draws live.
 
     Returns
     -------
     array
-        float64, shape (count,); numpy and torch give the same values.
+        Integers in [0, 2**53), shape (count,); numpy and torch give the same values.
     """
     if xp is np:
         i = np.arange(start + 1, start + count + 1, dtype=np.uint64)
@@ -94,7 +94,7 @@ def uniforms(seed: int, start: int, count: int, xp: Any = np, device: Any = None
             z = (z ^ (z >> np.uint64(30))) * np.uint64(_M1)
             z = (z ^ (z >> np.uint64(27))) * np.uint64(_M2)
         z = z ^ (z >> np.uint64(31))
-        return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        return z >> np.uint64(11)
     import torch
 
     def shr(v, k):                                   # logical right shift of int64 bits
@@ -105,4 +105,28 @@ def uniforms(seed: int, start: int, count: int, xp: Any = np, device: Any = None
     z = (z ^ shr(z, 30)) * _signed(_M1)
     z = (z ^ shr(z, 27)) * _signed(_M2)
     z = z ^ shr(z, 31)
-    return shr(z, 11).to(torch.float64) * 2.0**-53
+    return shr(z, 11)
+
+
+def uniforms(seed: int, start: int, count: int, xp: Any = np, device: Any = None) -> Any:
+    """u_i = K_i / 2**53 (`uniform_bits`) for flat indices ``start .. start + count - 1``.
+
+    Parameters
+    ----------
+    seed : int
+    start, count : int
+    xp : module
+        numpy or torch.
+    device : torch.device, optional
+
+    Returns
+    -------
+    array
+        float64 multiples of 2**-53 in [0, 1), shape (count,); the same in numpy and torch.
+    """
+    k = uniform_bits(seed, start, count, xp, device)
+    if xp is np:
+        return k.astype(np.float64) * 2.0**-53
+    import torch
+
+    return k.to(torch.float64) * 2.0**-53

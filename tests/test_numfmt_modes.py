@@ -178,3 +178,23 @@ def test_unknown_mode_is_refused_with_the_list():
     with pytest.raises(ValueError, match="rounding must be one of"):
         numfmt.round_to(1.0, "fp16", rounding="banker")
     assert numfmt.round_to(1.0 + 2**-11, "fp16", rounding="ceil") == 1.0 + 2**-10
+
+
+@pytest.mark.parametrize("mode", MODES + ("stochastic",))
+@pytest.mark.parametrize("name", ["bf16", "tf32"])
+def test_float32_bit_path_equals_the_float64_path_on_random_bit_patterns(name, mode):
+    """float32 tensors into bf16/TF32 take integer bit arithmetic (numfmt.bits32) in every
+    mode: the same bits as the exact float64 numpy path, NaN, inf, -0 and overflow included."""
+    g = torch.Generator().manual_seed(len(mode))
+    bits = torch.randint(-2**31, 2**31 - 1, (200_000,), generator=g, dtype=torch.int32)
+    bits[:6] = torch.tensor([0x7F7FFFFF, -0x00800001, 0x7F800000, 0, -2**31, 0x7FC00001],
+                            dtype=torch.int32)                 # max, -max, inf, 0, -0, NaN
+    x = bits.view(torch.float32)
+    kw = {"seed": 11} if mode == "stochastic" else {}
+    fast = numfmt.round_to(x, name, rounding=mode, **kw)
+    assert fast.dtype == torch.float32
+    ref = numfmt.round_to(x.double().numpy(), name, rounding=mode, **kw)
+    f64 = fast.double().numpy()
+    assert np.array_equal(f64, ref, equal_nan=True)
+    real = ~np.isnan(ref)
+    assert np.array_equal(np.signbit(f64[real]), np.signbit(ref[real]))

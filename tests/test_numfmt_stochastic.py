@@ -33,11 +33,12 @@ def test_unbiased_exactly_and_the_rule_is_followed_for_every_element(f):
     got = numfmt.round_to(x, f, rounding="stochastic", seed=seed)
     u = uniforms(seed, 0, x.size)
     for xi, li, hi_, ui, gi in zip(x, lo, hi, u, got):
-        frac = (Fraction(xi) - Fraction(li)) / (Fraction(hi_) - Fraction(li))
-        p_up = Fraction(math.ceil(frac * 2**53), 2**53)       # the documented probability
-        assert p_up == frac                                   # frac is a multiple of 2**-53
-        assert Fraction(li) + p_up * (Fraction(hi_) - Fraction(li)) == Fraction(xi)  # E = x
-        assert gi == (hi_ if Fraction(ui) < frac else li)
+        near, far = (li, hi_) if xi > 0 else (hi_, li)       # the neighbour nearer zero
+        frac = (Fraction(xi) - Fraction(near)) / (Fraction(far) - Fraction(near))
+        p_far = Fraction(math.ceil(frac * 2**53), 2**53)      # the documented probability
+        assert p_far == frac                                  # frac is a multiple of 2**-53
+        assert Fraction(near) + p_far * (Fraction(far) - Fraction(near)) == Fraction(xi)  # E=x
+        assert gi == (far if Fraction(ui) < frac else near)
     exact = numfmt.round_to(f.finite_values(), f, rounding="stochastic", seed=seed)
     assert np.array_equal(exact, f.finite_values())          # values of the format stay
 
