@@ -1,7 +1,10 @@
-"""Build step for the one optional C extension (quant.native._native); metadata lives in pyproject.toml.
+"""Build step for quant's optional C extensions; metadata lives in pyproject.toml.
 
-The extension is optional: where no C compiler is available the install still succeeds and
-quant falls back to its pure-torch loops (`quant.native.available()` says which is in use).
+quant.native._native (quant/native/_native.c: the encode / decode loops and the fused softmax
+head) and quant.native._int8_head (quant/native/int8_head.c: the whole integer head in one
+call; its x86 paths are compiled per function with target attributes and picked at run time).
+Both are optional: where no C compiler is available the install still succeeds and quant
+falls back to its pure-torch loops (`quant.native.available()` says which is in use).
 It is built with OpenMP where the compiler has it (so that, with torch imported first, its
 loops run on torch's own OpenMP threads) and retried without OpenMP where that fails.
 """
@@ -27,16 +30,20 @@ class BuildExtOpenMPOrNot(build_ext):
                 super().build_extension(ext)
                 return
             except (CCompilerError, CompileError, LinkError) as err:     # no OpenMP here
-                print(f"quant.native._native: building without OpenMP ({err})", file=sys.stderr)
+                print(f"{ext.name}: building without OpenMP ({err})", file=sys.stderr)
                 ext.extra_compile_args = [a for a in ext.extra_compile_args if a not in OPENMP]
                 ext.extra_link_args = [a for a in ext.extra_link_args if a not in OPENMP]
         super().build_extension(ext)
 
 
+def _extension(name: str, source: str) -> Extension:
+    """An optional extension built with the flags above (OpenMP dropped where refused)."""
+    return Extension(name, [source], optional=True, extra_compile_args=BASE_FLAGS + OPENMP,
+                     extra_link_args=OPENMP)
+
+
 setup(
-    ext_modules=[Extension("quant.native._native", ["quant/native/_native.c"], optional=True,
-                           extra_compile_args=BASE_FLAGS + OPENMP, extra_link_args=OPENMP),
-                 Extension("quant.native._int8_head", ["quant/native/int8_head.c"], optional=True,
-                           extra_compile_args=BASE_FLAGS + OPENMP, extra_link_args=OPENMP)],
+    ext_modules=[_extension("quant.native._native", "quant/native/_native.c"),
+                 _extension("quant.native._int8_head", "quant/native/int8_head.c")],
     cmdclass={"build_ext": BuildExtOpenMPOrNot},
 )
