@@ -90,12 +90,29 @@ def default_logit_scale(num_classes: int, prob_dtype: Any = "uint8") -> float:
 
 def requantize_ties_up(acc: torch.Tensor, multipliers: torch.Tensor, offsets: torch.Tensor,
                        shifts: torch.Tensor) -> torch.Tensor:
-    """``floor((acc * m + c) / 2**k)`` in int64 for int64 ``acc`` (N, classes), per class.
+    """The pipeline's fused requantizer: ``floor((acc * m + c) / 2**k)`` per class, in int64.
 
-    With ``c = beta * m + 2**(k-1)`` this is ``(acc + beta) * m / 2**k`` rounded to nearest,
-    ties up (toward +inf): the bias add, the multiply and the rounding in one fused
-    multiply-add and one arithmetic shift. No overflow: ``|acc + beta| < 2**31`` (proven at
-    build) and ``m < 2**31`` keep every intermediate below 2**63.
+    Parameters
+    ----------
+    acc : torch.Tensor
+        int64 (N, classes) accumulators.
+    multipliers, offsets, shifts : torch.Tensor
+        int64 (classes,): m, c = beta * m + 2**(k-1) (the bias codes beta folded in) and k.
+
+    Returns
+    -------
+    torch.Tensor
+        int64 (N, classes): ``(acc + beta) * m / 2**k`` rounded to nearest, ties up (toward
+        +inf) -- the bias add, the multiply and the rounding in one fused multiply-add and one
+        arithmetic shift (the C loop `quant.native.softmax_head` runs the same operations).
+
+    Notes
+    -----
+    `quant.fixedpoint.requantize` is the reference requantizer: exact for any int64
+    accumulator and shift, ties away from zero, ~40 tensor ops. This one needs the
+    pipeline's proof (``|acc + beta| < 2**31`` and ``m < 2**31`` keep every intermediate
+    below 2**63) and differs from the reference only on exact negative ties (up here, away
+    from zero there), which is what lets it be one multiply-add and one shift per logit.
     """
     z = torch.addcmul(offsets, acc, multipliers)
     z >>= shifts

@@ -41,12 +41,31 @@ _MAX32 = float(FP32.max)
 def observed_range(x3: torch.Tensor, method: str = "minmax", percentile: float = 99.99,
                    symmetric: bool = False, source: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel (lo, hi) of a (outer, C, inner) float tensor, as float64 (C,) tensors.
+    """Per-channel observed range (lo, hi) of a (outer, C, inner) float tensor.
 
-    'minmax' and 'mse' return the true extremes; 'percentile' returns the `percentile`-th and
-    (100 - `percentile`)-th percentiles (linear interpolation), or for `symmetric` ranges the
-    `percentile`-th percentile of |x| mirrored. Raises ValueError on NaN/inf (naming its index
-    in `source`, the caller's tensor, when given) or on empty input.
+    Parameters
+    ----------
+    x3 : torch.Tensor
+        The values, channels on axis 1.
+    method : str
+        'minmax' and 'mse' give the true extremes; 'percentile' the `percentile`-th and
+        (100 - `percentile`)-th percentiles (numpy's linear interpolation).
+    percentile : float
+        In (0, 100].
+    symmetric : bool
+        For 'percentile': the `percentile`-th percentile of |x|, mirrored.
+    source : torch.Tensor, optional
+        The caller's tensor, named in the NaN / infinity error.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        float64 (C,) lows and highs.
+
+    Raises
+    ------
+    ValueError
+        On NaN / infinity (naming the index), empty input or a bad percentile.
     """
     if method not in CALIBRATIONS:
         raise ValueError(f"unknown calibration {method!r}; use one of {', '.join(CALIBRATIONS)}")
@@ -165,10 +184,33 @@ def calibrate(x3: torch.Tensor, qmin: int, qmax: int, zero_point: int | None,
               source: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel (scale, zero_point) for a (outer, C, inner) float tensor.
 
-    method: 'minmax' (observed extremes), 'percentile' (clip at the given percentile) or 'mse'
-    (search the clipping ratio that minimises the squared error of decode(encode(x)): 96 ratios
-    in [0.05, 1] then 17 around the best, per channel, on at most `MSE_SAMPLE` values per
-    channel; ties keep the widest range). Scales are float64 holding float32 values.
+    Parameters
+    ----------
+    x3 : torch.Tensor
+        The values, channels on axis 1.
+    qmin, qmax : int
+        The code range.
+    zero_point : int or None
+        A fixed zero point, or None to calibrate it (asymmetric).
+    method : str
+        'minmax' (observed extremes), 'percentile' (clip at the given percentile) or 'mse'
+        (search the clipping ratio that minimises the squared error of decode(encode(x)): 96
+        ratios in [0.05, 1] then 17 around the best, per channel, on at most `MSE_SAMPLE`
+        values per channel; ties keep the widest range).
+    percentile : float
+        For 'percentile', in (0, 100].
+    source : torch.Tensor, optional
+        The caller's tensor, named in errors.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        float64 scales holding float32 values, int64 zero points, each (C,).
+
+    Raises
+    ------
+    EncodingRangeError
+        When a channel's observed range needs a scale outside float32 (`check_reachable`).
     """
     symmetric = zero_point is not None
     lo, hi = observed_range(x3, method, percentile, symmetric=symmetric, source=source)
