@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from numfmt import ACCUMULATIONS
 from numfmt.cli import (CliError, check_output_dir, check_output_file, nonnegative_float,
                         positive_float, positive_int, run_cli)
 
@@ -130,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--retrain", action="store_true", help="retrain even if the checkpoint exists")
     e.add_argument("--formats", type=_names, help="comma-separated formats/encodings (default: "
                    f"all: {', '.join(default_targets())})")
+    e.add_argument("--accumulation", choices=ACCUMULATIONS, default="torch",
+                   help="how the in-format softmax sums: as torch does (float32 accumulator "
+                   "for the narrow formats, rounded once), every partial sum rounded "
+                   "(sequential), or exactly (%(default)s)")
 
     lr = sub.add_parser("sweep-lr", parents=[common], help="learning-rate sweep",
                         description="Train at each rate (constant schedule) and compare.")

@@ -164,11 +164,12 @@ def evaluate(a: argparse.Namespace) -> int:
                             progress=not a.quiet)
     log(f"{'trained and saved' if cp.trained_now else 'loaded'} {cp.path}")
     results = evaluate_all(cp.model, split.test_images, split.test_labels, a.formats,
-                           progress=not a.quiet)
+                           progress=not a.quiet, accumulation=a.accumulation)
     print(f"Softmax regression (FP32-trained, {cfg.epochs} epochs max, lr {cfg.lr}, batch "
           f"{cfg.batch_size}, {cfg.schedule}) on the {len(split.test_labels)} Fashion-MNIST test "
           "images, evaluated per format: weights and inputs rounded (or int8-encoded), logits "
-          "and softmax computed in the format. 'loss in format': the cross-entropy computed "
+          f"and softmax computed in the format ({a.accumulation} accumulation of the softmax "
+          "sum). 'loss in format': the cross-entropy computed "
           "in the format (narrow formats round confident samples' losses to 0); 'loss (logits "
           "scored in fp64)': the format's logits scored exactly. n/a: integer_only has no "
           "naive softmax.\n", file=_out(a))

@@ -1,7 +1,8 @@
 """A trained softmax regression evaluated under each number format and int8 encoding.
 
-How the model computes under a format or encoding is `models.inference` (and, for the
-in-format softmax, `models.format_softmax`); this module scores it on labelled images.
+How the model computes under a format or encoding is `models.inference` (the in-format
+softmax and loss are `numfmt.informat`'s, the encodings `quant.encodings`'); this module scores
+it on labelled images.
 
 Reported per format (`FormatResult`, `RESULT_KEYS`):
 
@@ -36,8 +37,9 @@ from typing import Any, Iterable
 import numfmt
 import torch
 
-from models.format_softmax import (cross_entropy_in_format, exp_in_format,
-                                   softmax_in_format)
+from numfmt.informat import cross_entropy_in_format, exp_in_format, softmax_in_format
+from numfmt.softmax import check_accumulation
+
 from models.inference import (ENCODINGS, FormatOutputs, check_model, encoding_name,
                               run_in_format, weight_bytes)
 from models.inputs import as_images, as_labels
@@ -132,7 +134,7 @@ def _checked(model: Any, images: Any, labels: Any) -> tuple[torch.Tensor, torch.
 
 
 def evaluate(model: SoftmaxRegression, fmt: Any, images: Any, labels: Any, *,
-             reference: FormatOutputs | None = None,
+             reference: FormatOutputs | None = None, accumulation: str = "torch",
              num_threads: int | None = 1) -> FormatResult:
     """Evaluate ``model`` under ``fmt`` on labelled images (see the module docstring).
 
@@ -148,6 +150,8 @@ def evaluate(model: SoftmaxRegression, fmt: Any, images: Any, labels: Any, *,
         (N,) ints in 0..C-1.
     reference : FormatOutputs, optional
         The FP64 `run_in_format` outputs (with labels), to reuse across formats.
+    accumulation : {"torch", "sequential", "exact"}
+        How the in-format softmax sums (`run_in_format`); torch's by default.
     num_threads : int or None
         Torch threads during the call (None: leave as is).
 
@@ -163,24 +167,32 @@ def evaluate(model: SoftmaxRegression, fmt: Any, images: Any, labels: Any, *,
     """
     images, labels = _checked(model, images, labels)
     name = target_name(fmt)
+    check_accumulation(accumulation)
     check_num_threads(num_threads)
     with torch_threads(num_threads):
         ref = reference if reference is not None else run_in_format(model, images, "fp64",
                                                                      labels)
         if ref.logits.shape[0] != images.shape[0]:
             raise ValueError("reference outputs are for a different number of images")
-        return _result(run_in_format(model, images, name, labels), ref, labels)
+        out = run_in_format(model, images, name, labels, accumulation=accumulation)
+        return _result(out, ref, labels)
 
 
 def default_targets() -> tuple[str, ...]:
-    """Every float format in `numfmt.formats()` then every `ENCODINGS` entry (numfmt's integer
-    formats need a scale, which is what the encodings add)."""
-    return tuple(f.name for f in numfmt.formats() if f.is_float) + ENCODINGS
+    """Every signed float format with a zero in `numfmt.formats()`, then every `ENCODINGS`
+    entry.
+
+    numfmt's integer formats need a scale, which is what the encodings add; unsigned scale
+    formats without a zero (``fp8_e8m0fnu``, the MX block scale) cannot hold a weight matrix.
+    """
+    return tuple(f.name for f in numfmt.formats()
+                 if f.is_float and f.signed and f.has_zero) + ENCODINGS
 
 
 def evaluate_all(model: SoftmaxRegression, images: Any, labels: Any,
                  targets: Iterable[Any] | None = None, *, progress: bool = False,
-                 num_threads: int | None = 1) -> list[FormatResult]:
+                 accumulation: str = "torch", num_threads: int | None = 1,
+                 ) -> list[FormatResult]:
     """`evaluate` for each of ``targets`` (default `default_targets`), FP64 reference shared.
 
     Every target is checked (`target_name`) before the first is evaluated; ``progress``
@@ -188,6 +200,7 @@ def evaluate_all(model: SoftmaxRegression, images: Any, labels: Any,
     """
     images, labels = _checked(model, images, labels)
     names = [target_name(t) for t in (default_targets() if targets is None else targets)]
+    check_accumulation(accumulation)
     check_num_threads(num_threads)
     with torch_threads(num_threads):
         ref = run_in_format(model, images, "fp64", labels)
@@ -195,5 +208,6 @@ def evaluate_all(model: SoftmaxRegression, images: Any, labels: Any,
         for t in names:
             if progress:
                 print(f"evaluating under {t} ...", file=sys.stderr, flush=True)
-            results.append(evaluate(model, t, images, labels, reference=ref, num_threads=None))
+            results.append(evaluate(model, t, images, labels, reference=ref,
+                                    accumulation=accumulation, num_threads=None))
     return results

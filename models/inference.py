@@ -8,23 +8,27 @@ The model of computation for a float format F (``fp64`` ... ``fp4_e2m1fn``):
   rounded once to F -- what a tensor core does (F x F products are exact in FP32 for every
   format narrower than FP32). TF32 is a matmul-input format only, so its logits and softmax
   are FP32;
-* softmax: every operation rounded to F (`models.format_softmax`). *Naive* softmax is
-  exp(z) / sum exp(z); it *fails* for a sample when an exp or the running sum rounds past F's
-  largest value (to inf or NaN, or, for formats with neither -- FP6, FP4 -- to a value clamped
-  at max, which is counted too), or a probability comes out NaN (0/0 when every exp
-  underflows). *Stable* softmax subtracts the row max first.
+* softmax: every operation rounded to F (`numfmt.softmax_in_format`), the exps summed under
+  numfmt's accumulation model (``accumulation``, default ``"torch"``: as torch sums -- the half
+  types, and the formats torch has no kernel for, accumulate in float32 and round once;
+  ``"sequential"`` rounds every partial sum). *Naive* softmax is exp(z) / sum exp(z); *stable*
+  softmax subtracts the row max first (that subtraction rounded too). A softmax *fails* for a
+  sample when an operation rounds past F's largest value (to inf or NaN, or, for formats with
+  neither -- FP6, FP4 -- to a value clamped at max, which is counted too), or a probability
+  comes out NaN (0/0 when every exp underflows).
 
-For the int8 encodings (`ENCODINGS`), weights and inputs are encoded with `quant`:
-``scaled_int8_per_tensor`` (W: symmetric int8, one min-max scale), ``scaled_int8_per_channel``
-(W: one scale per class row), both with the inputs as asymmetric uint8 per tensor over the
-static range [0, 1] (scale 1/255 and zero point 0: pixel codes are exact, as in int8 pipelines,
-and no image's codes depend on the rest of its batch); ``log_int8`` (W *and* the inputs
-log-encoded, `quant.LogInt8`, 3 fractional bits). The bias stays FP32. Logits are the decoded
-values' products accumulated exactly (float64, as an int32 accumulator times the scales would
-be), rounded to FP32; the softmax is FP32. ``integer_only`` runs
-`quant.quantize_softmax_regression` end to end in integers (uint8 pixels, int8 weights, int32
-accumulators and bias, int8 logits, integer softmax to uint8 probabilities); its logits are
-reported dequantized and relative to the row max, and it has no naive softmax.
+For the int8 encodings (`ENCODINGS`, quant's one table `quant.encodings`), weights and inputs
+are encoded by `quant.get_encoding(name)`: ``scaled_int8_per_tensor`` (W: symmetric int8, one
+min-max scale), ``scaled_int8_per_channel`` (W: one scale per class row), both with the inputs
+as asymmetric uint8 over the static range [0, 1] (scale 1/255 and zero point 0: pixel codes are
+exact, and no image's codes depend on the rest of its batch); ``log_int8`` (W *and* the inputs
+log-encoded, `quant.LogInt8`, 3 fractional bits); ``log_int8_weights`` (W log-encoded, the
+inputs the uint8 pixels, k/255 exactly). The bias stays FP32. Logits are the decoded values'
+products accumulated exactly (float64, as an int32 accumulator times the scales would be),
+rounded to FP32; the softmax is FP32. ``integer_only`` runs `quant.quantize_softmax_regression`
+end to end in integers (uint8 pixels, int8 weights, int32 accumulators and bias, int8 logits,
+integer softmax to uint8 probabilities); its logits are reported dequantized and relative to
+the row max, and it has no naive softmax.
 
 Images are uint8 pixels (N, 28, 28) or float features in [0, 1] (pixels / 255), as torch
 tensors or numpy arrays.
@@ -38,19 +42,19 @@ from typing import Any
 
 import numfmt
 import torch
+from numfmt.informat import round_with_overflow
+from numfmt.softmax import check_accumulation
+from quant.encodings import encoding_names, get_encoding
 
 from models.data import images_to_float
-from models.format_softmax import round_in_format, softmax_and_cross_entropy
 from models.inputs import as_images, as_labels
 from models.softmax_regression import SoftmaxRegression
 
 __all__ = ["ENCODINGS", "FormatOutputs", "run_in_format", "weight_bytes", "encoding_name",
            "check_model"]
 
-ENCODINGS: tuple[str, ...] = ("scaled_int8_per_tensor", "scaled_int8_per_channel", "log_int8",
-                              "integer_only")
-# TF32 exists only inside tensor cores: results, elementwise math and stored weights are FP32.
-_HELD_IN = {"tf32": "fp32"}
+# quant's one table of named encodings (`quant.encodings`): one name, one meaning everywhere
+ENCODINGS: tuple[str, ...] = encoding_names()
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ class FormatOutputs:
 def weight_bytes(model: SoftmaxRegression, fmt: Any) -> int:
     """Bytes to store W and b in a float format: ceil(elements * bits / 8) (FP6/FP4 packed);
     TF32 is held in FP32 (4 bytes)."""
-    f = numfmt.get(_HELD_IN.get(numfmt.get(fmt).name, fmt))
+    f = numfmt.get(numfmt.HELD_IN.get(numfmt.get(fmt).name, fmt))
     n = sum(p.numel() for p in model.parameters())
     return math.ceil(n * f.bits / 8)
 
@@ -102,12 +106,19 @@ def check_model(model: Any) -> None:
 
 
 def encoding_name(fmt: Any) -> str | None:
-    """The `ENCODINGS` entry ``fmt`` names (case and surrounding spaces ignored), else None."""
+    """The `ENCODINGS` entry ``fmt`` names (`quant.get_encoding`: case and spacing ignored),
+    else None."""
     if isinstance(fmt, str):
-        key = fmt.strip().lower()
-        if key in ENCODINGS:
-            return key
+        try:
+            return get_encoding(fmt).name
+        except ValueError:
+            return None
     return None
+
+
+def _round(t: torch.Tensor, f: numfmt.Format) -> torch.Tensor:
+    """float64 tensor -> float64 tensor of ``f`` values (identity for fp64)."""
+    return round_with_overflow(t, f)[0]
 
 
 def _params64(model: SoftmaxRegression) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,84 +134,51 @@ def _inputs_in(images: torch.Tensor, f: numfmt.Format, dtype: torch.dtype) -> to
     """Inputs as ``dtype`` values of ``f``: uint8 pixels through a 256-entry table of k/255
     correctly rounded (exact and fast), float features rounded directly."""
     if images.dtype == torch.uint8:
-        table = round_in_format(torch.arange(256, dtype=torch.float64) / 255.0, f).to(dtype)
+        table = _round(torch.arange(256, dtype=torch.float64) / 255.0, f).to(dtype)
         idx = images.reshape(-1).to(torch.int32)
         return table.index_select(0, idx).reshape(images.shape[0], -1)
-    return round_in_format(images_to_float(images, torch.float64), f).to(dtype)
+    return _round(images_to_float(images, torch.float64), f).to(dtype)
 
 
 def _outputs(name: str, z: torch.Tensor, softmax_format: str, nbytes: int,
-             labels: torch.Tensor) -> FormatOutputs:
-    p, stable_failed, naive_failed, ce = softmax_and_cross_entropy(z, labels, softmax_format)
+             labels: torch.Tensor, accumulation: str) -> FormatOutputs:
+    """The softmaxes and the loss of logits ``z`` in ``softmax_format`` (numfmt.informat)."""
+    p, stable_failed = numfmt.softmax_in_format(z, softmax_format, accumulation=accumulation)
+    _, naive_failed = numfmt.softmax_in_format(z, softmax_format, stable=False,
+                                               accumulation=accumulation)
+    ce = numfmt.cross_entropy_in_format(z, labels, softmax_format, accumulation=accumulation)
     return FormatOutputs(name, z, p, naive_failed, stable_failed, ce, softmax_format, nbytes)
 
 
 def _float_outputs(model: SoftmaxRegression, images: torch.Tensor, f: numfmt.Format,
-                   labels: torch.Tensor) -> FormatOutputs:
+                   labels: torch.Tensor, accumulation: str) -> FormatOutputs:
     w, b = _params64(model)
-    wf, bf = round_in_format(w, f), round_in_format(b, f)
-    held = numfmt.get(_HELD_IN.get(f.name, f.name))
+    wf, bf = _round(w, f), _round(b, f)
+    held = numfmt.get(numfmt.HELD_IN.get(f.name, f.name))
     if f.name == "fp64":
         z = torch.mm(wf, _inputs_in(images, f, torch.float64).T).T + bf
     else:
         # F x F products are exact in FP32 and accumulate there; one rounding into F at the end.
         x32 = _inputs_in(images, f, torch.float32)
-        z = round_in_format((torch.mm(wf.float(), x32.T).T + bf.float()).double(), held)
-    return _outputs(f.name, z, held.name, weight_bytes(model, f), labels)
-
-
-def _encoded_bytes(enc: Any) -> int:
-    """Bytes to store an encoded weight tensor: one per code; each scale as a float32 (quant
-    uses scales at float32 precision); each nonzero zero point as one byte; LogInt8's offset
-    and frac_bits as one byte each."""
-    n = enc.codes.numel() * enc.codes.element_size()
-    if hasattr(enc, "scale"):
-        n += 4 * enc.scale.numel()
-        zp = torch.as_tensor(enc.zero_point)
-        if bool((zp != 0).any()):
-            n += zp.numel()
-    else:
-        n += 2
-    return n
-
-
-def _encode_weight(name: str, w: torch.Tensor) -> Any:
-    import quant
-
-    if name == "log_int8":
-        return quant.LogInt8.encode(w)  # offset calibrated so that max |w| gets the top code
-    # symmetric int8 (codes -127..127), scale from min-max, one per tensor or per class row
-    return quant.ScaledInt8.encode(w, axis=0 if name == "scaled_int8_per_channel" else None,
-                                   calibration="minmax")
-
-
-def _encode_inputs(name: str, x: torch.Tensor) -> Any:
-    """Inputs quantized statically over [0, 1] (the features `as_images` admits), so an
-    image's codes never depend on its batch mates."""
-    import quant
-
-    if name == "log_int8":
-        anchor = quant.LogInt8.encode(torch.tensor([1.0], dtype=torch.float64))
-        return quant.LogInt8.encode(x, offset=anchor.offset)
-    # Asymmetric uint8 with a min-max scale, as int8 pipelines quantize activations. For pixels
-    # k/255 that is scale 1/255, zero point 0: the codes are k, exactly.
-    anchor = quant.ScaledInt8.encode(torch.tensor([0.0, 1.0], dtype=torch.float64),
-                                     zero_point=None, calibration="minmax")
-    return quant.ScaledInt8.encode(x, scale=float(anchor.scale),
-                                   zero_point=int(anchor.zero_point), dtype=anchor.dtype)
+        z = _round((torch.mm(wf.float(), x32.T).T + bf.float()).double(), held)
+    return _outputs(f.name, z, held.name, weight_bytes(model, f), labels, accumulation)
 
 
 def _encoded_outputs(model: SoftmaxRegression, images: torch.Tensor, name: str,
-                     labels: torch.Tensor) -> FormatOutputs:
+                     labels: torch.Tensor, accumulation: str) -> FormatOutputs:
+    """Weights and inputs through `quant.get_encoding(name)`; inputs it leaves as uint8
+    pixels are the exact k/255."""
+    enc = get_encoding(name)
     w, b = _params64(model)
-    w_enc = _encode_weight(name, w)
-    x_enc = _encode_inputs(name, images_to_float(images, torch.float64))
+    w_enc = enc.encode_weight(w, channel_axis=0)
+    x64 = images_to_float(images, torch.float64)
+    x_enc = enc.encode_input(x64)
     wd = w_enc.decode(torch.float64)
-    xd = x_enc.decode(torch.float64)
+    xd = x64 if x_enc is None else x_enc.decode(torch.float64)
     # Products of decoded values summed in float64: what an int32 accumulator times the
     # scales gives (exact up to float64 rounding), then dequantized to FP32.
-    z = round_in_format(torch.mm(wd, xd.T).T + b.float().double(), "fp32")
-    return _outputs(name, z, "fp32", _encoded_bytes(w_enc) + b.numel() * 4, labels)
+    z = _round(torch.mm(wd, xd.T).T + b.float().double(), numfmt.get("fp32"))
+    return _outputs(name, z, "fp32", w_enc.nbytes + b.numel() * 4, labels, accumulation)
 
 
 def _integer_only_outputs(model: SoftmaxRegression, images: torch.Tensor,
@@ -223,13 +201,13 @@ def _integer_only_outputs(model: SoftmaxRegression, images: torch.Tensor,
     z = (codes - 127.0) * pipe.logit_scale
     probs = pipe.probabilities(x).to(torch.float64) / pipe.softmax.out_max
     # The pipeline computes no loss: its loss is that of its dequantized logits in float64.
-    _, _, _, ce = softmax_and_cross_entropy(z, labels, "fp64")
+    ce = numfmt.cross_entropy_in_format(z, labels, "fp64")
     stable = torch.zeros(x.shape[0], dtype=torch.bool)  # the integer softmax cannot overflow
     return FormatOutputs("integer_only", z, probs, None, stable, ce, "fp64", pipe.weight_bytes)
 
 
-def run_in_format(model: SoftmaxRegression, images: Any, fmt: Any,
-                  labels: Any = None) -> FormatOutputs:
+def run_in_format(model: SoftmaxRegression, images: Any, fmt: Any, labels: Any = None, *,
+                  accumulation: str = "torch") -> FormatOutputs:
     """The model's logits, softmax and loss for ``images`` under ``fmt``.
 
     Parameters
@@ -242,6 +220,10 @@ def run_in_format(model: SoftmaxRegression, images: Any, fmt: Any,
         surrounding spaces ignored).
     labels : Tensor or numpy array, optional
         (N,) ints in 0..C-1; without them ``cross_entropy`` is None.
+    accumulation : {"torch", "sequential", "exact"}
+        How the softmax sums the exps (`numfmt.informat`): as torch does (default: the half
+        types and the formats torch has no kernel for accumulate in float32, rounded once),
+        left to right with every partial sum rounded, or exactly.
 
     Returns
     -------
@@ -253,6 +235,7 @@ def run_in_format(model: SoftmaxRegression, images: Any, fmt: Any,
         For an unknown or integer format, or images `as_images` refuses.
     """
     check_model(model)
+    check_accumulation(accumulation)
     images = as_images(images, model.in_features)
     given = labels is not None
     n = images.shape[0]
@@ -261,11 +244,11 @@ def run_in_format(model: SoftmaxRegression, images: Any, fmt: Any,
     if enc == "integer_only":
         out = _integer_only_outputs(model, images, y)
     elif enc is not None:
-        out = _encoded_outputs(model, images, enc, y)
+        out = _encoded_outputs(model, images, enc, y, accumulation)
     else:
         f = numfmt.get(fmt)
         if not f.is_float:
             raise ValueError(f"{f.name} is an integer format: evaluate it through an encoding "
                              f"with a scale, one of {', '.join(ENCODINGS)}")
-        out = _float_outputs(model, images, f, y)
+        out = _float_outputs(model, images, f, y, accumulation)
     return out if given else replace(out, cross_entropy=None)

@@ -15,7 +15,7 @@ from models.softmax_regression import SoftmaxRegression
 from models.config import TrainConfig
 from models.training import Trainer
 
-FLOATS = [f.name for f in numfmt.formats() if f.is_float]
+FLOATS = [f.name for f in numfmt.formats() if f.is_float and f.signed and f.has_zero]
 HELD = {"tf32": "fp32"}  # TF32 results are FP32
 
 
@@ -91,14 +91,19 @@ def test_naive_softmax_overflows_exactly_past_numfmts_exp_bound(name):
         out = run_in_format(m, torch.ones(1, 1, dtype=torch.float64), name)
         assert out.logits[0, 0].item() == logit
         assert bool(out.naive_failed[0]) is overflows, (name, logit)
-        assert not bool(out.stable_failed[0])
+        # The stable softmax fails only where lowest - L itself rounds past the max
+        # magnitude (exact rational arithmetic against max + ulp(max)/2 of the format).
+        top = Fraction(held.max)
+        limit = top + (top - Fraction(numfmt.next_down(held.max, held))) / 2
+        assert bool(out.stable_failed[0]) is (abs(Fraction(f.lowest) - Fraction(logit))
+                                              >= limit), (name, logit)
         assert out.probs[0, 0].item() == 1.0
 
 
 @pytest.mark.parametrize("name", ["fp32", "bf16", "fp16", "fp8_e4m3fn", "fp8_e5m2", "fp4_e2m1fn"])
 def test_naive_softmax_sum_overflow_matches_numfmts_softmax_safety(name):
-    # Ten equal logits L: the left-to-right sum of ten exp(L) stays finite iff
-    # L <= softmax_safety(...).naive_max_logit (numfmt's exact computation).
+    # Ten equal logits L: the sum of ten exp(L) (torch's accumulation, the default of both)
+    # stays finite iff L <= softmax_safety(...).naive_max_logit (numfmt's exact computation).
     f = numfmt.get(name)
     limit = numfmt.softmax_safety(f, 10).naive_max_logit
     for logit, overflows in ((limit, False), (float(numfmt.next_up(limit, f)), True)):
@@ -106,7 +111,10 @@ def test_naive_softmax_sum_overflow_matches_numfmts_softmax_safety(name):
         p, failed = softmax_in_format(z, f, stable=False)
         assert bool(failed[0]) is overflows, (name, logit)
         _, failed = softmax_in_format(z, f, stable=True)
-        assert not bool(failed[0])
+        # stable: ten exp(0) = 1 summed (exactly 10 in float32) then rounded into the format:
+        # it overflows iff 10 reaches max + ulp(max)/2 (only fp4_e2m1fn, max 6, here)
+        top = Fraction(f.max)
+        assert bool(failed[0]) is (10 >= top + (top - Fraction(numfmt.next_down(f.max, f))) / 2)
 
 
 def test_softmax_in_format_rounds_every_operation():
@@ -115,7 +123,8 @@ def test_softmax_in_format_rounds_every_operation():
     import mpmath
     z = [0.5, -1.25, 2.0]
     f = numfmt.get("bf16")
-    p, _ = softmax_in_format(torch.tensor([z], dtype=torch.float64), f, stable=False)
+    p, _ = softmax_in_format(torch.tensor([z], dtype=torch.float64), f, stable=False,
+                             accumulation="sequential")
 
     def rnd(q):
         return numfmt.round_exact(Fraction(q), f)
@@ -148,7 +157,12 @@ def test_every_target_runs_and_saturating_formats_report_overflow(model_and_data
     by = {r.format: r for r in results}
     assert by["fp64"].agreement_fp64 == 1.0
     for r in results:
-        assert 0.0 <= r.accuracy <= 1.0 and r.stable_softmax_overflow_share == 0.0, r
+        assert 0.0 <= r.accuracy <= 1.0, r
+        # a max-subtracted softmax fails only in formats too narrow for the row's spread or
+        # for the sum of the exps (max below 32 here); never more often than the naive one
+        if numfmt.get(r.format).max >= 32 if r.format not in ENCODINGS else True:
+            assert r.stable_softmax_overflow_share == 0.0, r
+        assert not r.stable_softmax_overflow_share > r.naive_softmax_overflow_share, r
     # INT8 weights: 1 byte per weight plus scales, FP32 bias
     assert by["scaled_int8_per_tensor"].weight_bytes == 120 + 4 + 4 * 4
     assert by["scaled_int8_per_channel"].weight_bytes == 120 + 4 * 4 + 4 * 4
