@@ -88,8 +88,8 @@ def _encode_blocks(x3: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, qmin
     codes = torch.empty(shape3, dtype=out_dtype, device=dev)
     per_channel = scale.dim() == 1
     if per_channel:
-        s3 = scale.to(dev, fdt).reshape(1, -1, 1)      # float32 values: exact in either dtype
-        z3 = zp.to(dev, idt).reshape(1, -1, 1)
+        s3 = channel_broadcast(scale.to(dev, fdt), 1, 3)   # float32 values: exact in both
+        z3 = channel_broadcast(zp.to(dev, idt), 1, 3)
     blist = list(blocks(shape3))
     sums = torch.empty(len(blist), dtype=fdt, device=dev)
     budget = max((math.prod(block_shape(b, shape3)) for b in blist), default=0)
@@ -238,7 +238,7 @@ def decode_values(codes: torch.Tensor, scale: torch.Tensor, zero_point: torch.Te
     s, z = s.to(codes.device), zero_point.to(codes.device, dtype)
     has_zp = bool((zero_point != 0).any())
     if axis is not None:
-        s, z = s.reshape(1, -1, 1), z.reshape(1, -1, 1)
+        s, z = channel_broadcast(s, 1, 3), channel_broadcast(z, 1, 3)
     for blk in blocks(tuple(c3.shape), 1 << 20):
         sb = s[:, blk[1]] if axis is not None else s
         o = out[blk]
