@@ -1,6 +1,6 @@
 """The fused int8 head (quant.native.int8_head) against the integer pipeline's torch path.
 
-Reference: `IntegerSoftmaxRegression.probabilities` with the int64 matmul backend and
+Reference: `IntegerSoftmaxRegression.probabilities` with the int64 matmul kernel and
 QUANT_NATIVE=0 (torch passes only), built directly from the same integer constants; for K
 beyond int32's proof, exact Python integers and `IntegerSoftmax.from_gaps`. Every
 instruction set this CPU runs is held to the reference bit for bit (so scalar = avx2 = vnni).
@@ -194,7 +194,7 @@ def test_beyond_int32_takes_int64_sums(out):
                            torch.tensor(_offsets(bias, mults, shifts)).numpy(),
                            torch.tensor(shifts).numpy(),
                            torch.tensor(sm.table, dtype=torch.int64).numpy(),
-                           sm.reciprocal_bits, sm.out_max, 1 if out == "uint8" else 2, 0, 0)
+                           sm.reciprocal_bits, sm.prob_max, 1 if out == "uint8" else 2, 0, 0)
 
 
 def _small_head(isa: str = "auto") -> int8_head.Int8Head:

@@ -219,7 +219,7 @@ class Int8Head:
         # Plain attributes: read on every call, where a property's cost would show.
         object.__setattr__(self, "num_classes", self.codes.shape[0])
         object.__setattr__(self, "in_features", self.codes.shape[1])
-        object.__setattr__(self, "prob_dtype", self.softmax.out_dtype)
+        object.__setattr__(self, "prob_dtype", self.softmax.prob_dtype)
 
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -395,8 +395,8 @@ def prepare_int8_head(weight_codes: torch.Tensor, multipliers: Any, offsets: Any
                      ((multipliers, "multipliers"), (offsets, "offsets"), (shifts, "shifts")))
     if not ((sh >= 1) & (sh <= 62)).all() or not ((mult >= 0) & (mult < 2**31)).all():
         raise ValueError("shifts must lie in 1..62 and multipliers in 0..2**31-1")
-    if softmax.n_classes != m:
-        raise ValueError(f"the softmax is built for {softmax.n_classes} classes, the weights "
+    if softmax.num_classes != m:
+        raise ValueError(f"the softmax is built for {softmax.num_classes} classes, the weights "
                          f"have {m}")
     table = torch.tensor(softmax.table, dtype=torch.int64)
     if table.shape != (256,) or not 0 < softmax.table[0] or \
@@ -409,7 +409,7 @@ def prepare_int8_head(weight_codes: torch.Tensor, multipliers: Any, offsets: Any
     chosen = _resolve_isa(isa, plan)
     capsule = _int8_head.prepare(
         codes.numpy(), m, k, mult.numpy(), off.numpy(), sh.numpy(), table.numpy(),
-        softmax.reciprocal_bits, softmax.out_max, 1 if softmax.out_dtype == torch.uint8 else 2,
+        softmax.reciprocal_bits, softmax.prob_max, 1 if softmax.prob_dtype == torch.uint8 else 2,
         _ISA_CODE[chosen], int(plan.accumulator_bits == 64))
     return Int8Head(codes, mult, off, sh, softmax, plan, chosen, capsule)
 
