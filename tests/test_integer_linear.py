@@ -233,3 +233,17 @@ def test_all_zero_class_keeps_its_bias() -> None:
     x = _pixels(10, 8, seed=16)
     p_float = torch.softmax(x.double() / 255 @ w.double().T + b.double(), 1)
     assert (pipe(x).double() / 255 - p_float).abs().max() < 0.05
+
+
+def test_implementation_names_the_loops_probabilities_run(monkeypatch) -> None:
+    from quant import native
+    g = torch.Generator().manual_seed(4)
+    w, b = torch.randn(3, 16, generator=g), torch.randn(3, generator=g)
+    x = torch.randint(0, 256, (5, 16), generator=g, dtype=torch.uint8)
+    ref = quantize_softmax_regression(w, b, kernel="int64")
+    assert ref.implementation == "torch"                    # the int64 kernel has no fused head
+    fast = quantize_softmax_regression(w, b, kernel="int_mm")
+    assert fast.implementation == ("native" if native.available() else "torch")
+    monkeypatch.setenv("QUANT_NATIVE", "0")
+    assert fast.implementation == "torch"
+    assert torch.equal(fast(x), ref(x))
