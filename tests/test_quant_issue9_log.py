@@ -123,3 +123,14 @@ def test_requantize_overflow_message_names_the_accumulator():
     assert info.value.index == (1,)
     assert info.value.value == round(Fraction(2 ** 62 * 2 ** 30, 4))
     assert "exact result" not in str(info.value)
+
+
+# ------------------------------------------------------------------------------ item 25
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_log_meta_tensors_stay_on_meta(dtype):
+    x = torch.empty(2, 5, device="meta", dtype=dtype)
+    e = LogInt8.encode(x, offset=-100)
+    assert e.codes.device.type == "meta" and e.codes.shape == (2, 5)
+    assert e.decode().device.type == "meta"
+    with pytest.raises(ValueError, match="meta tensor has no values"):
+        LogInt8.encode(x)
