@@ -32,6 +32,7 @@ import numpy as np
 
 from numfmt.exact import round_exact
 from numfmt.format import Format
+from numfmt.rangerule import overflow_limit
 from numfmt.registry import get
 from numfmt.rounding import round_to
 from numfmt.softmax import Accumulation, accumulator_format, check_accumulation
@@ -51,18 +52,6 @@ def _tensor(z: Any, what: str):
                                                   torch.int32, torch.int64)):
         raise TypeError(f"{what} must hold real numbers, not {z.dtype}")
     return z.detach().to(torch.float64)
-
-
-def _overflow_limit(fmt: Format) -> tuple[float, bool]:
-    """(the float64 of max + ulp(max)/2, whether a tie there rounds beyond max)."""
-    from numfmt.exact import quantum
-
-    lim = fmt.max_exact + quantum(fmt, fmt.max_exact) / 2
-    tie_up = (fmt.max_exact / quantum(fmt, fmt.max_exact)) % 2 == 1   # max is odd: ties go up
-    try:
-        return float(lim), tie_up
-    except OverflowError:
-        return math.inf, tie_up
 
 
 def round_with_overflow(t: Any, fmt: Any):
@@ -85,7 +74,7 @@ def round_with_overflow(t: Any, fmt: Any):
     f = get(fmt)
     x = _tensor(t, "t")
     r = x if f.name == "fp64" else round_to(x, f).to(torch.float64)
-    lim, tie_up = _overflow_limit(f)
+    lim, tie_up = overflow_limit(f)
     a = x.abs()
     over = ~torch.isfinite(r) | (a > lim)
     if tie_up:                         # the tie at the limit rounds up, beyond max

@@ -130,12 +130,32 @@ def round_scaled(s: Any, qexp: Any, fmt: Any, mode: str, xp: Any, u: Any = None)
 
 
 def clamps_high(mode: str) -> bool:
-    """Whether ``mode`` turns a result beyond +max into +max (IEEE 754: toward zero and down
-    never round up past the max; odd neither, as a sticky toward-zero)."""
+    """Whether ``mode`` turns a result beyond +max into +max.
+
+    Parameters
+    ----------
+    mode : str
+
+    Returns
+    -------
+    bool
+        True for toward_zero, down and odd (IEEE 754: they never round up past the max; odd
+        as a sticky toward-zero).
+    """
     return mode in ("toward_zero", "down", "odd")
 
 
 def clamps_low(mode: str) -> bool:
-    """Whether ``mode`` turns a result below the lowest value into it (toward zero, up, odd;
-    for unsigned formats this is the nearest value above a negative input)."""
+    """Whether ``mode`` turns a result below the lowest value into the lowest value.
+
+    Parameters
+    ----------
+    mode : str
+
+    Returns
+    -------
+    bool
+        True for toward_zero, up and odd (for unsigned formats the lowest value is then the
+        nearest value above a negative input).
+    """
     return mode in ("toward_zero", "up", "odd")

@@ -22,7 +22,7 @@ Overflow = Literal["inf", "nan", "saturate", "raise"]
 
 __all__ = ["Overflow", "default_overflow", "float64_range", "holds", "container_name",
            "source_format", "first_index", "raise_overflow", "apply_overflow", "check_nan",
-           "saturated_max", "bottom_of_range"]
+           "saturated_max", "bottom_of_range", "overflow_limit"]
 
 
 def default_overflow(fmt: Any) -> Overflow:
@@ -297,3 +297,28 @@ def bottom_of_range(r: Any, x: Any, fmt: Format, xp: Any) -> Any:
         tiny = float(fmt.tiny_exact)
         r = xp.where((x > 0) & (r < tiny), tiny, r)
     return r
+
+
+def overflow_limit(fmt: Any) -> tuple[float, bool]:
+    """Where rounding to nearest leaves the format's range.
+
+    Parameters
+    ----------
+    fmt : Format or anything `numfmt.get` accepts
+
+    Returns
+    -------
+    (float, bool)
+        max + ulp(max)/2 as a float64 (inf when float64 cannot hold it, as for fp64), and
+        whether a tie exactly there rounds beyond the max (the max's last digit is odd).
+    """
+    from numfmt.exact import quantum
+
+    f = get(fmt)
+    step = quantum(f, f.max_exact)
+    lim = f.max_exact + step / 2
+    tie_up = (f.max_exact / step) % 2 == 1
+    try:
+        return float(lim), bool(tie_up)
+    except OverflowError:
+        return math.inf, bool(tie_up)

@@ -4,6 +4,31 @@ The value is rounded once, straight from the input's own precision into the targ
 detour through float32, which double-rounds float64 inputs near halfway points). The result is
 returned in the same container, held in a dtype wide enough to hold every value of the format.
 Tensors that require grad get a straight-through gradient (1) through the rounding.
+
+The contract of `round_to`:
+
+* Rounding is done once, from the input's own precision (float64, int64 and Python ints
+  are never routed through float32 or float64 first), in the mode asked for.
+* Overflow follows IEEE 754 where the mode directs it: ``"toward_zero"`` (and
+  ``"odd"``) never overflow (a value beyond the range gives +-max), ``"up"`` overflows only
+  on the positive side (below the lowest value it gives the lowest), ``"down"`` only on the
+  negative side; the ``overflow`` rule applies where the mode rounds past the range.
+* Unsigned formats (uint*, E8M0, P3109 unsigned): a negative value that rounds to a nonzero
+  magnitude lies below the range (overflow on the negative side); tiny negatives give +0.
+  Formats without -0 (the fnuz layouts, P3109 signed) give +0 for every zero result.
+  E8M0 has no zero: positive values below 2**-127 give 2**-127 (its nearest, in every
+  mode); 0 lies below its range. Without fraction bits (E8M0, P3109 p=1), nearest_even and
+  odd look at the parity of the code (gfloat's choice; ml_dtypes and torch round E8M0 ties
+  up).
+* Subnormals are rounded on the subnormal grid; NaN passes through (float formats);
+  -0 keeps its sign (integers have no -0).
+* Infinite inputs: +-inf stays +-inf where the format has inf, under every rule except
+  ``"saturate"``, which clamps it to +-max like any overflow; ``"raise"`` raises only for
+  finite values where the format has inf. Where the format has no inf, +-inf meets the
+  rule as an overflow: NaN (``"nan"``), +-max (``"saturate"``) or an error (``"raise"``).
+* Autograd: a tensor that requires grad gives a result that requires grad, with a
+  straight-through gradient of exactly 1 everywhere (saturated and overflowed elements
+  too), for every format: what quantization-aware training expects.
 """
 
 from __future__ import annotations
@@ -124,28 +149,8 @@ def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = N
 
     Notes
     -----
-    * Rounding is done once, from the input's own precision (float64, int64 and Python ints
-      are never routed through float32 or float64 first), in the mode asked for.
-    * Overflow follows IEEE 754 where the mode directs it: ``"toward_zero"`` (and
-      ``"odd"``) never overflow (a value beyond the range gives +-max), ``"up"`` overflows only
-      on the positive side (below the lowest value it gives the lowest), ``"down"`` only on the
-      negative side; the ``overflow`` rule applies where the mode rounds past the range.
-    * Unsigned formats (uint*, E8M0, P3109 unsigned): a negative value that rounds to a nonzero
-      magnitude lies below the range (overflow on the negative side); tiny negatives give +0.
-      Formats without -0 (the fnuz layouts, P3109 signed) give +0 for every zero result.
-      E8M0 has no zero: positive values below 2**-127 give 2**-127 (its nearest, in every
-      mode); 0 lies below its range. Without fraction bits (E8M0, P3109 p=1), nearest_even and
-      odd look at the parity of the code (gfloat's choice; ml_dtypes and torch round E8M0 ties
-      up).
-    * Subnormals are rounded on the subnormal grid; NaN passes through (float formats);
-      -0 keeps its sign (integers have no -0).
-    * Infinite inputs: +-inf stays +-inf where the format has inf, under every rule except
-      ``"saturate"``, which clamps it to +-max like any overflow; ``"raise"`` raises only for
-      finite values where the format has inf. Where the format has no inf, +-inf meets the
-      rule as an overflow: NaN (``"nan"``), +-max (``"saturate"``) or an error (``"raise"``).
-    * Autograd: a tensor that requires grad gives a result that requires grad, with a
-      straight-through gradient of exactly 1 everywhere (saturated and overflowed elements
-      too), for every format: what quantization-aware training expects.
+    The full contract (single rounding, IEEE overflow by direction, unsigned / fnuz / E8M0
+    specifics, infinite inputs, the straight-through gradient) is in the module docstring.
 
     Examples
     --------

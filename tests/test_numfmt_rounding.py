@@ -538,3 +538,34 @@ def test_tf32_threads_match_the_exact_path_with_nans_in_some_chunks():
     fast = numfmt.round_to(x, "tf32").double().numpy()
     exact = numfmt.round_to(x.double().numpy(), "tf32")
     assert _same(fast, exact) and np.isnan(fast[::7919]).all()
+
+
+@pytest.mark.filterwarnings("ignore:(invalid value|overflow) encountered in cast:RuntimeWarning")
+@pytest.mark.parametrize("rule", ["default", "saturate", "nan", "inf", "raise"])
+@pytest.mark.parametrize("name", ["fp8_e4m3fn", "fp8_e5m2", "fp8_e4m3fnuz", "fp8_e5m2fnuz",
+                                  "fp16", "bf16"])
+def test_native_cast_fast_path_with_every_overflow_rule_equals_the_exact_path(name, rule):
+    """float32 tensors take torch's own cast (correct inside the range) with our overflow rule
+    imposed after it: the same values as the exact numpy path, every code, midpoint and
+    neighbour, the overflow boundary, inf and NaN."""
+    f = numfmt.get(name)
+    if (rule == "inf" and not f.has_inf) or (rule == "nan" and not f.has_nan):
+        pytest.skip("a rule this format cannot follow")
+    v = f.finite_values()
+    mids = ((v[:-1] + v[1:]) / 2).astype(np.float32)
+    lim = float(f.max) + float(numfmt.exact.quantum(f, f.max_exact)) / 2
+    x = np.concatenate([v.astype(np.float32), mids, np.nextafter(mids, np.float32(np.inf)),
+                        np.nextafter(mids, np.float32(-np.inf)),
+                        np.array([lim, -lim, lim * 1.001, np.inf, -np.inf, np.nan], np.float32)])
+    kw = {} if rule == "default" else {"overflow": rule}
+    t = torch.from_numpy(x)
+    if rule == "raise":
+        with pytest.raises(numfmt.RangeOverflowError) as fast_err:
+            numfmt.round_to(t, f, **kw)
+        with pytest.raises(numfmt.RangeOverflowError) as exact_err:
+            numfmt.round_to(x.astype(np.float64), f, **kw)
+        assert fast_err.value.index == exact_err.value.index
+        return
+    got = numfmt.round_to(t, f, **kw).double().numpy()
+    want = numfmt.round_to(x.astype(np.float64), f, **kw)
+    assert _same(got, want)
