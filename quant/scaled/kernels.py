@@ -87,6 +87,7 @@ def _encode_blocks(x3: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, qmin
     shape3 = tuple(x3.shape)
     codes = torch.empty(shape3, dtype=out_dtype, device=dev)
     per_channel = scale.dim() == 1
+    has_zp = bool((zp != 0).any())
     if per_channel:
         s3 = channel_broadcast(scale.to(dev, fdt), 1, 3)   # float32 values: exact in both
         z3 = channel_broadcast(zp.to(dev, idt), 1, 3)
@@ -101,7 +102,8 @@ def _encode_blocks(x3: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, qmin
         y.add_(magic)
         torch.sum(y.view(-1), dim=0, out=sums[k])
         yb = y.view(idt)
-        yb.add_(z3[:, blk[1]] if per_channel else int(zp))
+        if has_zp:
+            yb.add_(z3[:, blk[1]] if per_channel else int(zp))
         yb.clamp_(lo_bits, hi_bits)
         codes[blk].copy_(yb)
     if has_values(sums) and not bool(torch.isfinite(sums).all()):
