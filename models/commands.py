@@ -35,9 +35,12 @@ _RESULT_HEADERS = {"agreement_fp64": "agrees with fp64",
 
 
 def cell(v: Any) -> str:
-    """A table cell: None and NaN as 'n/a', bools yes/no, floats to 4 decimals (or 4 digits)."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    """A table cell: None as 'n/a', bools yes/no, floats to 4 decimals (or 4 digits), NaN and
+    inf as nan/inf."""
+    if v is None:
         return "n/a"
+    if isinstance(v, float) and math.isnan(v):
+        return "nan"
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):

@@ -16,8 +16,8 @@ Reported per format (`FormatResult`, `RESULT_KEYS`):
   formats;
 * ``max_abs_prob_err``: the largest |p - p_fp64| over all probabilities (stable softmax);
 * ``naive_softmax_overflow_share`` / ``stable_softmax_overflow_share``: the shares of samples
-  whose naive / max-subtracted softmax overflowed (NaN for ``integer_only``, which has no
-  naive softmax: not applicable, JSON null);
+  whose naive / max-subtracted softmax overflowed (None for ``integer_only``, which has no
+  naive softmax: not applicable, JSON null; tables print n/a);
 * ``weight_bytes``: bytes of W and b stored in the format or encoding.
 
 Evaluation runs on one torch thread (``num_threads``): its operations are short passes over
@@ -60,7 +60,9 @@ RESULT_KEYS: tuple[str, ...] = ("format", "accuracy", "agreement_fp64", "cross_e
 class FormatResult:
     """One row of the evaluation (see the module docstring for each field).
 
-    `to_dict` gives exactly `RESULT_KEYS`, non-finite numbers as None (JSON null).
+    `to_dict` gives exactly `RESULT_KEYS`, non-finite numbers as None (JSON null). A loss or
+    probability error is NaN (inf for a loss) where the format's logits themselves overflowed
+    (``fp8_e3m4``: max 15.5); tables print nan/inf, and n/a only for what does not apply.
     """
 
     format: str
@@ -69,7 +71,7 @@ class FormatResult:
     cross_entropy_in_format: float
     cross_entropy_of_logits: float
     max_abs_prob_err: float
-    naive_softmax_overflow_share: float
+    naive_softmax_overflow_share: float | None
     stable_softmax_overflow_share: float
     weight_bytes: int
 
@@ -96,7 +98,7 @@ def _loss_of_logits(z: torch.Tensor, labels: torch.Tensor) -> float:
 def _result(out: FormatOutputs, ref: FormatOutputs, labels: torch.Tensor) -> FormatResult:
     pred = out.predictions
     err = (out.probs - ref.probs).abs()
-    naive = math.nan if out.naive_failed is None else out.naive_failed.double().mean().item()
+    naive = None if out.naive_failed is None else out.naive_failed.double().mean().item()
     return FormatResult(
         format=out.name,
         accuracy=(pred == labels).double().mean().item(),

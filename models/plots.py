@@ -131,6 +131,10 @@ def _loss_panel(ax, results: Sequence[FormatResult], xs: list[int], w: float) ->
            label="loss computed in the format (confident samples round to 0)")
     top = max([v for v in exact + in_fmt if math.isfinite(v)], default=1.0)
     ax.set_ylim(0, top * 1.15)
+    for x, v in zip(xs, exact):
+        if not math.isfinite(v):  # the format's logits themselves overflowed
+            ax.annotate("logits\noverflow", (x, 0), ha="center", va="bottom", fontsize=7,
+                        color="#c44e52")
     ax.set(ylabel="mean cross-entropy", title="Test loss: the format's logits scored in fp64 "
            "(compare these) beside the loss the format itself computes")
     ax.legend(loc="upper left", fontsize=8)
@@ -139,12 +143,19 @@ def _loss_panel(ax, results: Sequence[FormatResult], xs: list[int], w: float) ->
 def _overflow_panel(ax, results: Sequence[FormatResult], xs: list[int], w: float) -> None:
     naive = [r.naive_softmax_overflow_share for r in results]
     stable = [r.stable_softmax_overflow_share for r in results]
-    ax.bar([x - w / 2 for x in xs], [0 if math.isnan(v) else v for v in naive], w,
+    ax.bar([x - w / 2 for x in xs], [0 if v is None else v for v in naive], w,
            color="#c44e52", label="naive exp(z)/sum exp(z)")
     ax.bar([x + w / 2 for x in xs], stable, w, color="#55a868",
            label="max-subtracted" + (" (0 for every format)" if not any(stable) else ""))
+    for x, v in zip(xs, stable):
+        if v:  # inside the bar: above it would collide with the naive bar's label
+            inside = v > 0.1
+            ax.annotate(f"{v:.1%}", (x + w / 2, v), xytext=(0, -2 if inside else 1),
+                        textcoords="offset points", ha="center", fontsize=7,
+                        va="top" if inside else "bottom", rotation=90 if inside else 0,
+                        color="white" if inside else "black")
     for x, v in zip(xs, naive):
-        ax.annotate("n/a" if math.isnan(v) else f"{v:.1%}", (x - w / 2, 0 if math.isnan(v)
+        ax.annotate("n/a" if v is None else f"{v:.1%}", (x - w / 2, 0 if v is None
                     else v), ha="center", va="bottom", fontsize=7)
     ax.set(ylabel="share of test samples", ylim=(0, 1.1),
            title="Softmax failures: share of test samples with inf/NaN (or, in formats "
@@ -158,7 +169,7 @@ def plot_format_results(results: Sequence[FormatResult], out_dir: str | os.PathL
     losses (the format's logits scored exactly, and the loss the format computes), and the
     share of samples whose naive and max-subtracted softmax overflowed."""
     names = [r.format for r in results]
-    fig = _figure(11, 11)
+    fig = _figure(max(11.0, 0.8 * len(names)), 11)  # room for each bar's labels
     ax1, ax2, ax3 = fig.subplots(3, 1, sharex=True)
     xs = list(range(len(names)))
     _accuracy_panel(ax1, results, xs)
