@@ -187,3 +187,18 @@ def test_errors():
         block_matmul_exact(a, BlockScaled.encode(x, "mxfp4_e2m1", axis=0))
     with pytest.raises(TypeError, match="BlockScaled"):
         block_matmul_exact(a, x)
+
+
+def test_error_metrics_like_the_other_encodings():
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(8, 64, generator=g, dtype=torch.float64)
+    b = BlockScaled.encode(x, "mxfp8_e4m3")
+    d = b.decode(torch.float64)
+    rel = (d - x).abs() / x.abs()
+    assert b.max_rel_error(x, torch.float64) == pytest.approx(rel.max().item(), rel=1e-12)
+    # E4M3 keeps 4 significant bits: at most 2**-4 relative error where x / scale is normal
+    # (>= 2**-6) and not saturated (<= 448)
+    scaled = x.abs() / b.to_encoded().scales.repeat_interleave(32, -1)
+    normal = (scaled >= 2.0 ** -6) & (scaled <= 448)
+    assert 0 < rel[normal].max().item() <= 2.0 ** -4
+    assert b.sqnr_db(x) > 25

@@ -18,6 +18,7 @@ from numfmt.block_checks import check_axis, check_input, check_overflow, check_r
 from numfmt.block_codec import BlockEncoded, block_decode, block_encode
 from numfmt.blocks import BlockFormat, get_block_format
 
+from ..metrics import DecodeErrorMetrics
 from .fast import encode_mx_float32, encode_nvfp4_float32
 from .packing import pack_codes, packed_nbytes, unpack_codes
 
@@ -25,13 +26,14 @@ __all__ = ["BlockScaled"]
 
 
 @dataclass(frozen=True)
-class BlockScaled:
+class BlockScaled(DecodeErrorMetrics):
     """A tensor encoded in a block format, with packed element storage.
 
     The fields are those of `numfmt.block_codec.BlockEncoded` (format, rule, shape, axis,
     dtype, scale codes, tensor scale), with the element codes held packed: ``packed`` is
     uint8, the codes of ``(*other, num_blocks, block_size)`` in row-major order at the
-    element's width (`quant.blockscaled.packing`); `element_codes` unpacks them.
+    element's width (`quant.blockscaled.packing`); `element_codes` unpacks them. The error
+    metrics (``max_rel_error``, ``rms_rel_error``, ``sqnr_db``) are those of `ScaledInt8`.
     """
 
     format: BlockFormat
