@@ -43,6 +43,11 @@ everywhere; an all-zero block gets the smallest scale 2**-127 and zero elements;
 below -127 (tiny or subnormal amax) is raised to -127 and the elements round on that grid;
 an exponent above 127 (float64 inputs beyond ~2**(127 + emax_elem + 1)) cannot be represented
 and gives the NaN scale (``overflow="raise"`` raises instead).
+
+MXINT8: the elements are int8 two's complement codes k standing for k * 2**-6 (emax_elem 0).
+Encoding saturates symmetrically to [-127, 127] (+-1 63/64, the spec's largest magnitude, as the
+spec authors' microxcaling clamps to +-max_norm); the code -128 (-2) is never produced but
+decodes. gfloat saturates at -2 instead: ``BlockFormat(..., symmetric=False)`` encodes that way.
 """
 
 from __future__ import annotations
