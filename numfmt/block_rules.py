@@ -99,8 +99,23 @@ def tensor_scale_fp32(amax: float, scale_max: Fraction, elem_max: Fraction) -> f
 def positive_grid(fmt: Format, shift: int = 0) -> np.ndarray:
     """The non-negative finite values of ``fmt`` (times ``2**shift``), ascending, float64.
 
-    For the float formats here (and int8's positive half) entry i is the value of magnitude
-    code i, so an index's parity is the parity of the code's last mantissa bit.
+    Parameters
+    ----------
+    fmt : Format
+        An element or scale format of at most 24 bits.
+    shift : int
+        An implied power of two (MXINT8: -6).
+
+    Returns
+    -------
+    numpy.ndarray
+        For the float formats here (and int8's positive half) entry i is the value of
+        magnitude code i, so an index's parity is the parity of the code's last mantissa bit.
+
+    Examples
+    --------
+    >>> positive_grid(get("fp4_e2m1fn")).tolist()
+    [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
     """
     v = fmt.finite_values()
     return np.ldexp(v[v >= 0], shift)
@@ -149,8 +164,21 @@ def grid_round(mag, scale, grid: np.ndarray):
 def grid_overflow(mag, scale, top: Fraction, ulp_top: Fraction, top_is_odd: bool):
     """Mask of the magnitudes whose nearest-even rounding of ``mag / scale`` would pass ``top``.
 
-    ``mag / scale`` overflows exactly when it exceeds ``top + ulp_top / 2``, or equals it and
-    the top value's last digit is odd (the tie then goes to the next, even, grid point).
+    Parameters
+    ----------
+    mag, scale : torch.Tensor
+        float64 magnitudes and (broadcasting) positive scales; ``scale * (top + ulp_top / 2)``
+        must be exact in float64.
+    top, ulp_top : Fraction
+        The largest element and the grid step just below it (the step beyond it is the same).
+    top_is_odd : bool
+        Whether ``top``'s last significand digit is odd.
+
+    Returns
+    -------
+    torch.Tensor
+        bool: ``mag / scale`` overflows exactly when it exceeds ``top + ulp_top / 2``, or equals
+        it and ``top`` is odd (the tie then goes to the next, even, grid point).
     """
     mid = float(top + ulp_top / 2) * scale
     return (mag > mid) | ((mag == mid) & top_is_odd)

@@ -145,7 +145,30 @@ def _to_float(q: Fraction) -> float:
 
 
 def block_dot_exact(a: BlockScaled, b: BlockScaled) -> Fraction:
-    """The exact dot product of two 1-row block-scaled vectors ``(1, K)`` (a Fraction)."""
+    """The exact dot product of two block-scaled row vectors.
+
+    Parameters
+    ----------
+    a, b : BlockScaled
+        Shape ``(1, K)``, blocked along axis 1 (as `block_matmul_exact`).
+
+    Returns
+    -------
+    fractions.Fraction
+        The exact sum of the products of the decoded values (NaN if a NaN block enters it).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As `block_matmul_exact`, and for operands of more than one row.
+
+    Examples
+    --------
+    >>> import torch
+    >>> v = BlockScaled.encode(torch.tensor([[1.0, 0.5, -3.0]]), "mxfp4_e2m1")
+    >>> block_dot_exact(v, v)
+    Fraction(41, 4)
+    """
     r = block_matmul_exact(a, b, as_fraction=True)
     if r.shape != (1, 1):
         raise ValueError(f"block_dot_exact takes two (1, K) operands, got {a.shape}, {b.shape}")

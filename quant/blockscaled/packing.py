@@ -18,7 +18,13 @@ __all__ = ["pack_codes", "unpack_codes", "packed_nbytes"]
 
 
 def packed_nbytes(count: int, bits: int) -> int:
-    """Bytes that `pack_codes` uses for ``count`` codes of ``bits`` (4, 6 or 8) bits."""
+    """Bytes that `pack_codes` uses for ``count`` codes of ``bits`` (4, 6 or 8) bits.
+
+    Examples
+    --------
+    >>> packed_nbytes(32, 4), packed_nbytes(32, 6), packed_nbytes(5, 6)
+    (16, 24, 6)
+    """
     _check_bits(bits)
     if bits == 4:
         return (count + 1) // 2
@@ -73,6 +79,19 @@ def pack_codes(codes, bits: int):
 
 def unpack_codes(packed, bits: int, count: int):
     """Inverse of `pack_codes`: the first ``count`` codes, flat uint8.
+
+    Parameters
+    ----------
+    packed : torch.Tensor
+        uint8 bytes from `pack_codes`.
+    bits : {4, 6, 8}
+    count : int
+        How many codes were packed.
+
+    Returns
+    -------
+    torch.Tensor
+        uint8, ``count`` codes (a fresh tensor).
 
     Raises
     ------
