@@ -46,6 +46,20 @@ def sample(distribution: str, shape: tuple[int, int] = SHAPE, seed: int = 0
     10**U(-2, 2) (weights of a layer whose channels differ by four decades). heavy_tailed:
     Student t with 2 degrees of freedom. log_uniform: random sign times 10**U(-6, 6), twelve
     decades (240 dB).
+
+    Parameters
+    ----------
+    distribution : str
+        One of `DISTRIBUTIONS`.
+    shape : tuple of int
+        (channels, values).
+    seed : int
+        Generator seed.
+
+    Returns
+    -------
+    torch.Tensor
+        float32 of `shape`.
     """
     g = torch.Generator().manual_seed(seed)
     if distribution == "uniform":
@@ -180,6 +194,17 @@ def op_exactness(a: ScaledInt8 | LogInt8, b: ScaledInt8 | LogInt8, op: str) -> O
     split into overflowed (exact value beyond the representable interval), underflowed (a
     nonzero exact value returned as 0 because it lies below the smallest magnitude) and in
     range, where exactness and the worst relative error are measured.
+
+    Parameters
+    ----------
+    a, b : ScaledInt8 or LogInt8
+        Operands of one kind and shape.
+    op : str
+        '+', '-', '*' or '/'.
+
+    Returns
+    -------
+    OpResult
     """
     fa, fb = a.decode(torch.float64), b.decode(torch.float64)
     keep = fb != 0 if op == "/" else torch.ones_like(fa, dtype=torch.bool)
@@ -210,6 +235,21 @@ def compare(distributions: tuple[str, ...] = DISTRIBUTIONS,
 
     `max_rel_error_in_range` only counts values whose magnitude lies between the encoding's
     smallest and largest nonzero magnitude (where a finite bound can exist).
+
+    Parameters
+    ----------
+    distributions : tuple of str
+        From `DISTRIBUTIONS`.
+    encodings : tuple of str
+        From `ENCODINGS` + `EXTRA_ENCODINGS`.
+    shape : tuple of int
+        (channels, values) per sample.
+    with_ops : bool
+        Also classify +, -, *, / (`op_exactness`).
+
+    Returns
+    -------
+    list of Record
     """
     records = []
     for dist in distributions:
@@ -237,7 +277,18 @@ def gaussian_log_error(frac_bits: int = 3) -> dict[str, float]:
 
     Operands are all 254 x 254 signed nonzero codes at offset -127; the exact sum of their
     exact values (160-bit mpmath for each distinct magnitude) is compared with the table
-    result wherever that result is in range. Returns the worst relative errors and the bound.
+    result wherever that result is in range.
+
+    Parameters
+    ----------
+    frac_bits : int
+        The grid's fractional bits.
+
+    Returns
+    -------
+    dict of str to float
+        The worst relative errors of + and -, whether x - x is exactly 0, the table size, the
+        pair count and the bound 2**(2**-(F+1)) - 1.
     """
     f = 1 << frac_bits
     off = -CODE_MAX
@@ -267,7 +318,23 @@ def gaussian_log_error(frac_bits: int = 3) -> dict[str, float]:
 def error_by_magnitude(distribution: str = "log_uniform", bins: int = 48,
                        shape: tuple[int, int] = SHAPE
                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Bin centres of |x| (log-spaced) and the worst relative error per bin per encoding."""
+    """Bin centres of |x| (log-spaced) and the worst relative error per bin per encoding.
+
+    Parameters
+    ----------
+    distribution : str
+        The sample's distribution.
+    bins : int
+        Log-spaced bins over the sample's nonzero magnitudes.
+    shape : tuple of int
+        The sample's shape.
+
+    Returns
+    -------
+    tuple
+        The (bins,) centres and {encoding name: (bins,) worst relative error (NaN where a
+        bin is empty)}.
+    """
     x = sample(distribution, shape, seed=1)
     mag = x.abs().to(torch.float64).reshape(-1)
     lo, hi = math.log10(float(mag[mag > 0].min())), math.log10(float(mag.max()))
