@@ -7,7 +7,8 @@ scale -- and ``"gfloat"`` -- ``quantize_block`` with ``compute_scale_amax``, whi
 `numfmt.block_codec` (NaN equal to NaN, -0 distinct from +0) over float32 blocks: seeded random
 blocks and edge blocks (amax just below / at / above a power of two from the float32 subnormals
 to 2**127, elements on the element grid's midpoints, saturation ties, NaN, +-inf, zero and -0
-blocks), the two sets encoded as separate tensors (NVFP4's tensor scale spans one tensor). Every mismatching block gets one cause, the first that applies:
+blocks), the two sets encoded as separate tensors (NVFP4's tensor scale spans one tensor).
+Every mismatching block gets one cause, the first that applies:
 
 ``nan_inf``     the block holds a NaN or an infinity;
 ``zero_block``  the block is all zeros;
@@ -304,7 +305,18 @@ def table(rows: Sequence[AuditRow]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m numfmt.block_audit [--blocks] [--json FILE] [--random N] [--seed S] [--quiet]``."""
+    """The command line: ``[--blocks] [--json FILE] [--random N] [--seed S] [--quiet]``.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (``sys.argv[1:]`` when None).
+
+    Returns
+    -------
+    int
+        0; errors in the arguments raise `numfmt.cli.CliError` (``run_cli`` prints them, 2).
+    """
     p = argparse.ArgumentParser(prog="python -m numfmt audit --blocks", description=__doc__
                                 .split("\n")[0])
     p.add_argument("--blocks", action="store_true", help="(the audit this command runs)")

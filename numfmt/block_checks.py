@@ -15,7 +15,8 @@ import numpy as np
 from numfmt.blocks import BlockFormat
 from numfmt.rounding import round_to
 
-__all__ = ["ROUNDING_PASSED", "STOCHASTIC_PASSED", "check_input", "check_axis", "check_rule", "rounding_kwargs",
+__all__ = ["ROUNDING_PASSED", "STOCHASTIC_PASSED", "check_input", "check_axis", "check_rule",
+           "rounding_kwargs",
            "check_overflow", "to_blocks"]
 
 # Whether numfmt.round_to takes rounding= (the element rounding modes beyond nearest-even).
@@ -93,9 +94,10 @@ def rounding_kwargs(fmt: BlockFormat, rounding: str, seed: Any = None,
                          f"{rounding!r}")
     if rounding == "nearest_even":
         return {}
-    if not fmt.is_mx:
+    if not fmt.is_mx and rounding != "stochastic":
         raise NotImplementedError(f"rounding={rounding!r} for {fmt.name}: its element quotient "
-                                  f"x / (s * S) is not a float, only nearest-even is exact here")
+                                  f"x / (s * S) is not a float; nearest-even and stochastic "
+                                  f"are rounded exactly here, the other modes are not")
     if not ROUNDING_PASSED:
         raise NotImplementedError(f"rounding={rounding!r}: numfmt.round_to rounds to nearest "
                                   f"even only in this version; block formats pass its modes on")

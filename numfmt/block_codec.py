@@ -174,7 +174,31 @@ def _encode_mx(blocks, fmt: BlockFormat, rule: str, overflow: str, rkw: dict):
     return codes, _element_codes(vals, fmt)
 
 
-def _encode_nvfp4(blocks, fmt: BlockFormat, overflow: str):
+def _nvfp4_elements(mag, d, fmt: BlockFormat, overflow: str, rkw: dict, blocks):
+    """E2M1 magnitude indices of ``mag / d``: nearest even, or stochastic with round_to's
+    uniforms (``numfmt.stochastic``, at the blocked layout's flat indices)."""
+    import torch
+
+    f = fmt.element_format
+    top, ulp, odd = _top(fmt)
+    stochastic = rkw.get("rounding") == "stochastic"
+    if overflow == "raise":
+        over = (mag > float(top) * d if stochastic else br.grid_overflow(mag, d, top, ulp, odd))
+        if bool((over & (d > 0)).any()):
+            _raise_over(over & (d > 0), blocks, fmt, "element whose scaled value overflows "
+                        "the element")
+    grid = br.positive_grid(f)
+    if not stochastic:
+        return torch.where(d > 0, br.grid_round(mag, d, grid), 0)
+    from numfmt.stochastic import resolve_seed, uniforms
+
+    u = uniforms(resolve_seed(rkw["seed"], rkw["generator"]), 0, mag.numel(), torch,
+                 mag.device).view(mag.shape)
+    safe = torch.where(d > 0, d, 1.0)
+    return torch.where(d > 0, br.grid_round_stochastic(mag, safe, grid, u), 0)
+
+
+def _encode_nvfp4(blocks, fmt: BlockFormat, overflow: str, rkw: dict):
     import torch
 
     scale_fmt, f = get(fmt.scale), fmt.element_format
@@ -191,12 +215,7 @@ def _encode_nvfp4(blocks, fmt: BlockFormat, overflow: str):
     s_b = torch.tensor(sgrid, dtype=torch.float64, device=blocks.device)[sidx]
     d = (s_b * s_t).unsqueeze(-1)                                          # exact in float64
     mag = torch.where(special.unsqueeze(-1), 0.0, absb)
-    top, ulp, odd = _top(fmt)
-    if overflow == "raise":
-        over = br.grid_overflow(mag, d, top, ulp, odd) & (d > 0)
-        if bool(over.any()):
-            _raise_over(over, blocks, fmt, "element whose scaled value overflows the element")
-    idx = torch.where(d > 0, br.grid_round(mag, d, br.positive_grid(f)), 0)
+    idx = _nvfp4_elements(mag, d, fmt, overflow, rkw, blocks)
     neg = torch.signbit(blocks) & ~special.unsqueeze(-1)
     ecodes = (idx | (neg.to(torch.int64) << (f.bits - 1))).to(torch.uint8)
     nan_code = 0x7F                                       # E4M3FN's NaN (S.1111.111), positive
@@ -221,7 +240,9 @@ def block_encode(x: Any, fmt: str | BlockFormat, *, rule: str | None = None, axi
         The axis cut into blocks.
     rounding : str
         Element rounding: ``"nearest_even"``; the other modes of `numfmt.round_to` are passed
-        through for MX formats when `round_to` has them (`ROUNDING_PASSED`).
+        through for MX formats when `round_to` has them (`ROUNDING_PASSED`); NVFP4 takes
+        ``"stochastic"`` too (exact, with round_to's uniforms:
+        `numfmt.block_rules.grid_round_stochastic`).
     seed, generator
         For ``rounding="stochastic"``: passed to `round_to`, whose draw for an element is the
         one at its index in the blocked layout ``(*other, num_blocks, block_size)`` (the same
@@ -274,7 +295,7 @@ def block_encode(x: Any, fmt: str | BlockFormat, *, rule: str | None = None, axi
         scodes, ecodes = _encode_mx(blocks, f, rule, over, rkw)
         s_t = None
     else:
-        scodes, ecodes, s_t = _encode_nvfp4(blocks, f, over)
+        scodes, ecodes, s_t = _encode_nvfp4(blocks, f, over, rkw)
     return BlockEncoded(f, rule, tuple(x64.shape), ax, t.dtype, container, scodes, ecodes, s_t)
 
 

@@ -18,7 +18,8 @@ from numfmt.exact import round_exact
 from numfmt.format import Format
 from numfmt.registry import get
 
-__all__ = ["mx_scale_exponents", "tensor_scale_fp32", "grid_round", "grid_overflow",
+__all__ = ["mx_scale_exponents", "tensor_scale_fp32", "grid_round", "grid_round_stochastic",
+           "grid_overflow",
            "positive_grid", "E8M0_MIN_EXP", "E8M0_MAX_EXP"]
 
 E8M0_MIN_EXP, E8M0_MAX_EXP = -127, 127
@@ -182,3 +183,54 @@ def grid_overflow(mag, scale, top: Fraction, ulp_top: Fraction, top_is_odd: bool
     """
     mid = float(top + ulp_top / 2) * scale
     return (mag > mid) | ((mag == mid) & top_is_odd)
+
+
+def grid_round_stochastic(mag, scale, grid: np.ndarray, u):
+    """Index into ``grid`` of ``mag / scale`` rounded stochastically, as `numfmt.round_to` does.
+
+    Parameters
+    ----------
+    mag : torch.Tensor
+        float64 magnitudes ``(..., n, block)``.
+    scale : torch.Tensor
+        float64 positive scales ``(..., n, 1)``.
+    grid : numpy.ndarray
+        Ascending non-negative values starting at 0 (`positive_grid`).
+    u : torch.Tensor
+        float64 uniforms ``K / 2**53`` in [0, 1), one per magnitude (`numfmt.stochastic`).
+
+    Returns
+    -------
+    torch.Tensor
+        int64 indices: between the grid neighbours ``lo <= q < hi`` of ``q = mag / scale`` the
+        upper one exactly when ``u < (q - lo) / (hi - lo)``; ``q`` beyond the top saturates.
+
+    Notes
+    -----
+    The fraction is formed in float64 (relative error below 2**-50); where ``u`` lies within
+    2**-48 of it the comparison is redone in Fractions, so every decision is the exact one.
+    """
+    import torch
+
+    g = torch.tensor(grid, dtype=torch.float64, device=mag.device)
+    lo_idx = (torch.searchsorted(g, (mag / scale).contiguous(), right=True) - 1).clamp(
+        0, len(grid) - 1).expand(mag.shape)
+    top = len(grid) - 1
+    for _ in range(2):          # the float64 quotient may sit one grid point off: move lo
+        lo, hi = g[lo_idx], g[(lo_idx + 1).clamp_max(top)]
+        # exact: lo * scale and (hi - lo) * scale have few bits, and mag - lo * scale is a
+        # Sterbenz subtraction (lo * scale <= mag < 2 lo * scale) or mag itself (lo = 0)
+        frac = torch.where(hi > lo, (mag - lo * scale) / ((hi - lo) * scale), 0.0)
+        lo_idx = torch.where(frac < 0, lo_idx - 1, torch.where((frac >= 1) & (lo_idx < top),
+                                                              lo_idx + 1, lo_idx))
+    lo, hi = g[lo_idx], g[(lo_idx + 1).clamp_max(top)]
+    frac = torch.where(hi > lo, (mag - lo * scale) / ((hi - lo) * scale), 0.0)
+    up = u < frac
+    unsure = ((u - frac).abs() <= frac.abs() * 2.0 ** -48) & (hi > lo)
+    for i in torch.nonzero(unsure).tolist():          # rare: a uniform next to the fraction
+        i, s = tuple(i), scale.expand_as(mag)[tuple(i)]
+        q = Fraction(float(mag[i])) / Fraction(float(s))
+        low, high = Fraction(float(lo[i])), Fraction(float(hi[i]))
+        up[i] = Fraction(float(u[i])) < (q - low) / (high - low)
+    # below: exact lo (q on the grid) never moves; at or above the top: the top
+    return torch.where(up & (hi > lo), lo_idx + 1, lo_idx)

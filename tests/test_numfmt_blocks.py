@@ -301,3 +301,33 @@ def test_element_rounding_modes_against_reference(name, mode):
         x = Fraction(2) ** max(ref_exponent(max(map(abs, b)), "floor", g, 0), -127)
         want += [float(directed(q / x, g, mode) * x) for q in b]
     assert got.tolist() == want
+
+
+@pytest.mark.skipif(not numfmt.block_checks.STOCHASTIC_PASSED,
+                    reason="numfmt.round_to has no stochastic seed= in this tree")
+@pytest.mark.parametrize("name", ["nvfp4", "nvfp4_no_tensor_scale"])
+def test_nvfp4_stochastic_is_the_exact_decision(name):
+    """Each NVFP4 element goes up exactly when round_to's uniform u (numfmt.stochastic, at the
+    element's index) is below the exact fraction (q - lo) / (hi - lo) of q = x / (s * S)."""
+    from numfmt.stochastic import uniforms
+
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(64 * 16, generator=g, dtype=torch.float64) * 3
+    x[5] = float(get_block_format(name).block_size)          # an exact grid point stays
+    enc = block_encode(x, name, rounding="stochastic", seed=11)
+    got = block_decode(enc).tolist()
+    assert got == block_round(x, name, rounding="stochastic", seed=11).tolist()
+    assert got != block_round(x, name, rounding="stochastic", seed=12).tolist()
+    u = uniforms(11, 0, x.numel(), torch).tolist()
+    s_t = Fraction(enc.tensor_scale or 1)
+    gr = grid("fp4_e2m1fn")
+    for i, (v, r) in enumerate(zip(x.tolist(), got)):
+        d = Fraction(float(enc.scales[i // 16])) * s_t
+        q = abs(Fraction(v)) / d
+        if q >= gr[-1]:
+            want = gr[-1]
+        else:
+            lo = max(p for p in gr if p <= q)
+            hi = min(p for p in gr if p > q)
+            want = hi if Fraction(u[i]) < (q - lo) / (hi - lo) else lo
+        assert Fraction(abs(r)) == want * d, (i, v, r)
