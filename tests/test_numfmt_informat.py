@@ -83,9 +83,11 @@ def test_sequential_model_is_the_left_to_right_loop():
     assert sum_in_format(x, f, accumulation="exact")[0].tolist() == [2056.0, 2056.0]
 
 
-@pytest.mark.parametrize("model", numfmt.ACCUMULATIONS)
-@pytest.mark.parametrize("name,n", [("fp16", 10), ("bf16", 1000), ("fp8_e4m3fn", 10),
-                                    ("fp16", 32000), ("fp6_e3m2fn", 3)])
+@pytest.mark.parametrize("name,n,model", [
+    (name, n, model) for model in numfmt.ACCUMULATIONS
+    for name, n in (("fp16", 10), ("bf16", 1000), ("fp8_e4m3fn", 10), ("fp16", 32000),
+                    ("fp6_e3m2fn", 3))
+    if not (model == "sequential" and n > 1000)])      # a Python loop over the classes
 def test_overflow_means_what_softmax_safety_says(name, n, model):
     """n logits at naive_max_logit do not overflow, at the next value up they do: the same
     accumulation model in both places."""
