@@ -79,6 +79,52 @@ def _native_cast(t, fmt: Format, rule: Overflow):
     return out.view(t.shape)
 
 
+def _float32_grid_ok(fmt: Format) -> bool:
+    """Whether every spacing 2**qexp of the format's grid, and its inverse, is a normal
+    float32, so that float32 input can be rounded in float32 arithmetic, exactly."""
+    return (fmt.is_float and fmt.mantissa_bits >= 1 and fmt.emin - fmt.mantissa_bits >= -126
+            and fmt.max_exact <= get("fp32").max_exact)
+
+
+def _round_float32_grid(t, fmt: Format, rule: Overflow, mode: str, seed: int | None):
+    """float32 ``t`` rounded onto the grid in float32 arithmetic (the float64 path's algorithm;
+    every step exact: scaling by powers of two built from their bits), in chunks on threads."""
+    import torch
+
+    src = t.contiguous().reshape(-1)
+    out = torch.empty_like(src)
+    over_all = torch.empty(src.shape, dtype=torch.bool, device=src.device) \
+        if rule == "raise" else None
+
+    def job(lo: int, hi: int) -> None:
+        x = src[lo:hi]
+        qexp = torch.frexp(x)[1].sub_(1).clamp_min_(fmt.emin).sub_(fmt.mantissa_bits)
+        down = ((127 - qexp) << 23).view(torch.float32)       # 2**-qexp
+        up = ((127 + qexp) << 23).view(torch.float32)         # 2**qexp
+        u = uniforms(seed, lo, hi - lo, torch, x.device) if mode == STOCHASTIC else None
+        r = round_scaled(x * down, qexp, fmt, mode, torch, u) * up
+        r = bottom_of_range(r, x, fmt, torch)
+        r, over = apply_overflow(r, x, fmt, rule, torch, mode)
+        if over_all is not None:
+            over_all[lo:hi] = over
+        out[lo:hi] = r
+
+    _check_nan(src, fmt)
+    if src.device.type == "cpu":
+        run_chunks(job, src.numel())
+    else:
+        job(0, src.numel())
+    if over_all is not None and bool(over_all.any()):
+        raise_overflow(over_all.view(t.shape), t, fmt)
+    return out.view(t.shape)
+
+
+def _check_nan(x, fmt: Format) -> None:
+    import torch
+
+    check_nan(x, fmt, torch)
+
+
 def _fast_torch(t, fmt: Format, rule: Overflow, mode: str, seed: int | None):
     """float32 input: torch's own cast where it rounds correctly (nearest even into fp16/bf16),
     bit arithmetic for every mode into bf16/TF32; None where neither applies."""
@@ -91,6 +137,8 @@ def _fast_torch(t, fmt: Format, rule: Overflow, mode: str, seed: int | None):
         return t.to(fmt.torch_dtype).to(torch.float32)
     if fmt.name in _CORRECT_CASTS and mode == "nearest_even":
         return _native_cast(t, fmt, rule)
+    if fmt.name not in ("bf16", "tf32") and _float32_grid_ok(fmt):
+        return _round_float32_grid(t, fmt, rule, mode, seed)
     if rule != default_overflow(fmt):
         return None
     if fmt.name in ("bf16", "tf32"):             # float32's exponent range: bits only

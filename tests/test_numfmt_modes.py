@@ -198,3 +198,29 @@ def test_float32_bit_path_equals_the_float64_path_on_random_bit_patterns(name, m
     assert np.array_equal(f64, ref, equal_nan=True)
     real = ~np.isnan(ref)
     assert np.array_equal(np.signbit(f64[real]), np.signbit(ref[real]))
+
+
+@pytest.mark.parametrize("mode", MODES + ("stochastic",))
+@pytest.mark.parametrize("name", ["fp16", "fp8_e4m3fn", "fp8_e5m2fnuz", "fp8_e3m4", "fp4_e2m1fn",
+                                  "p3109_k8p3se", "fp6_e2m3fn"])
+def test_float32_grid_path_equals_the_float64_path(name, mode):
+    """float32 tensors into the narrower formats are rounded in float32 arithmetic (exact
+    power-of-two scalings): the same bits as the float64 numpy path, for every mode and the
+    saturating rule, on random float32 bit patterns scaled around the format's range."""
+    f = numfmt.get(name)
+    g = torch.Generator().manual_seed(len(mode) + f.bits)
+    m = torch.rand(100_000, generator=g, dtype=torch.float64) + 1
+    e = torch.randint(f.emin - f.mantissa_bits - 3, f.emax + 3, (100_000,), generator=g)
+    x = torch.ldexp(m, e).float() * torch.where(torch.rand(100_000, generator=g) < 0.5, -1, 1)
+    x[:4] = torch.tensor([np.inf, -np.inf, 0.0, -0.0])
+    if f.has_nan:
+        x[4] = np.nan
+    kw = {"seed": 3} if mode == "stochastic" else {}
+    for rule in (None, "saturate"):
+        got = numfmt.round_to(x, f, rounding=mode, overflow=rule, **kw)
+        assert got.dtype == torch.float32
+        want = numfmt.round_to(x.double().numpy(), f, rounding=mode, overflow=rule, **kw)
+        g64 = got.double().numpy()
+        assert np.array_equal(g64, want, equal_nan=True), rule
+        real = ~np.isnan(want)
+        assert np.array_equal(np.signbit(g64[real]), np.signbit(want[real]))
