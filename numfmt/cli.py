@@ -125,6 +125,9 @@ def check_figure_path(path: str | os.PathLike | None, what: str = "--plot") -> P
     if path is None:
         return None
     p = Path(path)
+    if p.is_dir() or not p.name:
+        raise _fail(f"{what}: {p} is a directory; name a figure file (x.png writes x.png and "
+                    f"x.svg)")
     if p.suffix and p.suffix.lower() not in FIGURE_SUFFIXES:
         raise _fail(f"{what}: figures are written as PNG and SVG; {p.name!r} has suffix "
                     f"{p.suffix!r} (use .png, .svg or no suffix)")
