@@ -25,7 +25,9 @@ def test_json_to_stdout_is_strict_with_null_for_nan(capsys):
     want = numfmt.softmax_safety("fp16", 300)
     assert by["fp16"]["naive_softmax_max_logit"] == want.naive_max_logit
     assert by["fp16"]["softmax_accumulation"] == "torch"
-    assert {"int64", "uint32"} <= set(by)
+    assert {"int64", "uint32", "fp8_e8m0fnu", "fp8_e4m3fnuz", "fp8_e5m2fnuz", "fp8_e4m3",
+            "fp8_e3m4", "int4", "uint4", "int2", "uint2", "p3109_k8p3se"} <= set(by)
+    assert by["fp8_e8m0fnu"]["exp_max_arg"] == numfmt.exp_bounds("e8m0").max_arg == 64.0
 
 
 def test_json_file_and_table_progress_goes_to_stderr(tmp_path, capsys):
