@@ -301,3 +301,28 @@ def test_prepare_errors():
     head = prepare_int8_head(codes, one, one, [40] * 2, sm)
     codes.fill_(-1)                                   # the head holds its own copy
     assert torch.equal(head.codes, w)
+
+
+@needs_ext
+def test_model_takes_the_fused_call(monkeypatch):
+    """IntegerSoftmaxRegression.probabilities/predict run as one int8-head call for uint8
+    (N, K) CPU input, bit-identical to the model's torch passes; other inputs (3-D images),
+    QUANT_NATIVE=0 and the int64 reference kernel take the existing paths, same answer."""
+    g = torch.Generator().manual_seed(11)
+    w, b = torch.randn(10, 49, generator=g), torch.randn(10, generator=g)
+    pipe = quantize_softmax_regression(w, b)
+    x = torch.randint(0, 256, (300, 49), generator=g, dtype=torch.uint8)
+    want = _reference(pipe, x)
+    from quant.native import _int8_head
+    calls = []
+    run = _int8_head.run
+    monkeypatch.setattr(_int8_head, "run", lambda *a: calls.append(a[2]) or run(*a))
+    assert torch.equal(pipe.probabilities(x), want) and calls == [300]
+    assert torch.equal(pipe.predict(x), _argmax(want)) and calls == [300, 300]
+    assert torch.equal(pipe.probabilities(x.reshape(300, 7, 7)), want) and len(calls) == 2
+    strided = x.t().contiguous().t()
+    assert torch.equal(pipe.probabilities(strided), want) and calls == [300] * 3
+    reference = quantize_softmax_regression(w, b, kernel="int64")
+    assert torch.equal(reference.probabilities(x), want) and len(calls) == 3
+    monkeypatch.setenv("QUANT_NATIVE", "0")
+    assert torch.equal(pipe.predict(x), _argmax(want)) and len(calls) == 3

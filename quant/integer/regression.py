@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from .. import native
+from ..native import int8_head
 from ..accumulator import AccumulatorProof
 from .matmul import PreparedInt8Weight
 from .softmax import IntegerSoftmax
@@ -70,6 +71,7 @@ class IntegerSoftmaxRegression:
     _mult_t: torch.Tensor = field(init=False, repr=False, compare=False, hash=False)
     _offset_t: torch.Tensor = field(init=False, repr=False, compare=False, hash=False)
     _shift_t: torch.Tensor = field(init=False, repr=False, compare=False, hash=False)
+    _head: Any = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not all(1 <= k <= 62 for k in self.shifts):
@@ -83,6 +85,11 @@ class IntegerSoftmaxRegression:
         object.__setattr__(self, "_offset_t", as_t([
             b * m + (1 << (k - 1)) for b, m, k in zip(self.bias_codes, self.multipliers,
                                                       self.shifts)]))
+        # The whole data path in one C call per batch (quant.native.int8_head), same bits;
+        # the int64 kernel stays the torch reference.
+        object.__setattr__(self, "_head", int8_head.prepare_int8_head(
+            self.weight.codes, self._mult_t, self._offset_t, self._shift_t, self.softmax)
+            if int8_head.supported_isas() and self.weight.kernel != "int64" else None)
 
     # -- description --
     @property
@@ -172,6 +179,8 @@ class IntegerSoftmaxRegression:
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """Probability codes (N, classes) of ``softmax.prob_dtype``; probability = code /
         ``softmax.prob_max``. Equal to ``softmax(logit_codes(x))`` exactly."""
+        if self._head is not None and self._head.accepts(x) and native.available():
+            return self._head.probabilities(x, "native")
         x = self._checked(x)
         if x.shape[0] == 0:
             return torch.zeros((0, self.num_classes), dtype=self.softmax.prob_dtype)
@@ -187,5 +196,7 @@ class IntegerSoftmaxRegression:
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """int64 (N,) class of the largest probability code (first on ties)."""
+        if self._head is not None and self._head.accepts(x) and native.available():
+            return self._head.predict(x, "native")
         p = self.probabilities(x)
         return (p if p.dtype == torch.uint8 else p.to(torch.int32)).argmax(1)
