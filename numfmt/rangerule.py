@@ -145,8 +145,8 @@ def first_index(mask: Any) -> tuple[int, int]:
     -------
     (int, int)
     """
-    if isinstance(mask, np.ndarray):
-        flat = np.flatnonzero(mask.ravel())
+    if isinstance(mask, (np.ndarray, np.generic, bool)):     # a Python number's mask is 0-d
+        flat = np.flatnonzero(np.asarray(mask).ravel())
         return int(flat[0]), int(flat.size)
     flat = mask.reshape(-1).nonzero()
     return int(flat[0, 0]), int(flat.shape[0])
