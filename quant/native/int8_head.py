@@ -221,7 +221,6 @@ class Int8Head:
         object.__setattr__(self, "in_features", self.codes.shape[1])
         object.__setattr__(self, "prob_dtype", self.softmax.prob_dtype)
 
-
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # The compiled constants live in a capsule, which cannot be copied or pickled: a copy
         # is prepared again, on the instruction set it had if that CPU runs it.
@@ -301,9 +300,18 @@ class Int8Head:
 
     def predict(self, x: torch.Tensor,
                 implementation: Implementation | None = None) -> torch.Tensor:
-        """int64 (N,): the index of each row's largest probability code, the first on ties
-        (``probabilities(x).argmax(1)``, without storing the codes). Parameters, errors and
-        implementations as for `probabilities`."""
+        """The class of each row's largest probability code, the first on ties.
+
+        Parameters
+        ----------
+        x, implementation
+            As for `probabilities` (and the same errors).
+
+        Returns
+        -------
+        torch.Tensor
+            int64 (N,): ``probabilities(x).argmax(1)``, without storing the codes.
+        """
         x = self._checked(x)
         if not self._native(implementation):
             p = self.probabilities(x, "torch")
