@@ -114,7 +114,8 @@ class IntegerSoftmaxRegression:
 
     @property
     def implementation(self) -> str:
-        """Which loops `probabilities` runs for CPU inputs: "native" (the fused C head after
+        """Which loops `probabilities` runs for CPU inputs: "native" (the whole head in one C
+        call, `quant.native.int8_head`, for uint8 (N, K) input; else the fused C head after
         the integer kernel) or "torch" (the int64 torch ops), as `quant.native` picks."""
         fused = self.weight.kernel in ("onednn", "int_mm") and native.available()
         return "native" if fused else "torch"
