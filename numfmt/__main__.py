@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
+import importlib
 import sys
 import time
 from typing import Any, Callable
@@ -158,11 +158,13 @@ def _table_parser() -> argparse.ArgumentParser:
 
 def _audit_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m numfmt audit",
-                                description="Audits of what the libraries' casts return.")
+                                description="Audits of what other libraries compute, against the exact answer.")
     p.add_argument("--casts", action="store_true",
                    help="the cast audit (numfmt.cast_audit): every backend's casts against "
                         "exact rounding")
-    p.add_argument("--blocks", action="store_true", help="block-scaled formats (reserved)")
+    p.add_argument("--blocks", action="store_true",
+                   help="the block audit (numfmt.block_audit): torchao's mx_formats and gfloat's "
+                        "block functions against the exact block reference")
     return p
 
 
@@ -186,22 +188,20 @@ def _run_table(argv: list[str]) -> int:
     return 0
 
 
+_AUDITS = {"--casts": "numfmt.cast_audit", "--blocks": "numfmt.block_audit"}
+
+
 def _run_audit(argv: list[str]) -> int:
-    if "--casts" in argv and "--blocks" not in argv:   # the rest (--help too) is the audit's
-        rest = [a for a in argv if a != "--casts"]
-        args = argparse.Namespace(casts=True, blocks=False)
-    else:
-        args, rest = _audit_parser().parse_known_args(argv)
-    if args.casts and args.blocks:
+    chosen = [flag for flag in _AUDITS if flag in argv]
+    if len(chosen) > 1:
         raise CliError("audit: choose one of --casts and --blocks")
-    if args.blocks:
-        raise CliError("audit --blocks (block-scaled formats) is not yet available")
-    if not args.casts:
-        raise CliError("audit: name what to audit: --casts (or --blocks, reserved)")
-    if importlib.util.find_spec("numfmt.cast_audit") is None:
-        raise CliError("audit --casts is not available: numfmt.cast_audit is not installed")
-    cast_audit = importlib.import_module("numfmt.cast_audit")
-    return int(cast_audit.main(rest) or 0)
+    if not chosen:
+        _audit_parser().parse_args(argv)            # --help prints the choices
+        raise CliError("audit: name what to audit: --casts or --blocks")
+    flag = chosen[0]
+    rest = [a for a in argv if a != flag]           # the rest (--help too) is that audit's
+    module = importlib.import_module(_AUDITS[flag])
+    return int(module.main(rest) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:

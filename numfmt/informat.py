@@ -66,8 +66,10 @@ def round_with_overflow(t: Any, fmt: Any):
     Returns
     -------
     (torch.Tensor, torch.Tensor)
-        float64 values of ``fmt``, and a bool mask of the elements that rounded past the max
-        (inf or NaN results included, so NaN inputs count as overflowed).
+        float64 values of ``fmt``, and a bool mask of the elements that rounded beyond the
+        format's range at either end: past +-max for signed floats, below ``lowest`` for
+        integers, below 0 for unsigned floats (inf or NaN results included, so NaN inputs
+        count as overflowed).
     """
     import torch
 
@@ -75,11 +77,28 @@ def round_with_overflow(t: Any, fmt: Any):
     x = _tensor(t, "t")
     r = x if f.name == "fp64" else round_to(x, f).to(torch.float64)
     lim, tie_up = overflow_limit(f)
-    a = x.abs()
-    over = ~torch.isfinite(r) | (a > lim)
+    over = ~torch.isfinite(r) | (x > lim)
     if tie_up:                         # the tie at the limit rounds up, beyond max
-        over |= a == lim
+        over |= x == lim
+    low, low_tie = _lower_limit(f, lim, tie_up)
+    over |= x < low
+    if low_tie:
+        over |= x == low
     return r, over
+
+
+def _lower_limit(f: Format, lim: float, tie_up: bool) -> tuple[float, bool]:
+    """Where rounding to nearest leaves the range at the bottom, and whether the tie does.
+
+    Signed floats are symmetric (-lim); integers end at lowest - 1/2, whose tie stays in range
+    when lowest is even (int8's -128, uint8's 0); an unsigned float holds no negative value.
+    """
+    if not f.is_float:
+        lowest = int(f.lowest_exact)
+        return lowest - 0.5, lowest % 2 == 1
+    if not f.signed:
+        return 0.0, False
+    return -lim, tie_up
 
 
 def exp_in_format(z: Any, fmt: Any):
@@ -176,6 +195,13 @@ def sum_in_format(t: Any, fmt: Any, dim: int = -1, accumulation: Accumulation = 
     return round_with_overflow(exact, f)
 
 
+def _shift_overflow_matters(f: Format) -> bool:
+    """Whether a shifted logit clamped at the format's lowest value changes its exp."""
+    from numfmt.expbounds import exp_bounds
+
+    return exp_bounds(f).min_arg <= f.lowest
+
+
 def softmax_in_format(z: Any, fmt: Any, *, stable: bool = True,
                       accumulation: Accumulation = "torch", dim: int = -1):
     """Softmax along ``dim`` of ``z`` with every operation rounded into ``fmt``.
@@ -198,7 +224,10 @@ def softmax_in_format(z: Any, fmt: Any, *, stable: bool = True,
     (torch.Tensor, torch.Tensor)
         Probabilities (float64 values of ``fmt``, the shape of ``z``) and a mask (``z``'s
         shape without ``dim``) of the rows that overflowed: an exp, the sum or a probability
-        rounded past the max.
+        rounded past the max. A max-subtracted logit below the format's range (-inf, or
+        clamped to ``lowest`` in formats without inf) counts only where it changes the result:
+        in formats whose exp of ``lowest`` is not already 0 (here only the unsigned ones),
+        since otherwise both the clamped and the true shifted logit give an exp of exactly 0.
 
     Examples
     --------
@@ -214,7 +243,8 @@ def softmax_in_format(z: Any, fmt: Any, *, stable: bool = True,
     failed = torch.zeros(x.shape[:-1], dtype=torch.bool, device=x.device)
     if stable:
         x, o = round_with_overflow(x - x.max(dim=-1, keepdim=True).values, f)
-        failed |= o.any(dim=-1)
+        if _shift_overflow_matters(f):
+            failed |= o.any(dim=-1)
     e, o = exp_in_format(x, f)
     failed |= o.any(dim=-1)
     s, o = sum_in_format(e, f, dim=-1, accumulation=accumulation)

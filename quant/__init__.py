@@ -1,4 +1,4 @@
-"""quant: scaled and log-domain int8 encodings with checked arithmetic.
+"""quant: scaled, log-domain and block-scaled encodings with checked, exact arithmetic.
 
 Layout (low layer first; each folder imports only from the ones above it):
 
@@ -14,6 +14,8 @@ Layout (low layer first; each folder imports only from the ones above it):
   tables, its kernels and its arithmetic.
 * `quant.integer`: the integer-only pipeline (uint8 pixels x int8 weights -> int32 ->
   fixed-point requantized int8 logits -> integer softmax), `quantize_softmax_regression`.
+* `quant.blockscaled`: `BlockScaled` (OCP MX and NVFP4 block-scaled encodings, packed), its
+  exact block matmul and accumulator proof.
 * `quant.arith`: the public `add`, `sub`, `mul`, `div`, `dot`, `matmul` (dispatch), each exact
   in wide integers and narrowed under an explicit policy (RAISE by default).
 * `quant.encodings`: the one table of named encodings (`get_encoding`).
@@ -23,6 +25,8 @@ Layout (low layer first; each folder imports only from the ones above it):
 from . import native
 from .accumulator import AccumulatorProof, accumulator_bound
 from .arith import add, div, dot, matmul, matmul_accumulator_proof, mul, sub
+from .blockscaled import (BlockScaled, block_accumulator_bound, block_dot_exact,
+                          block_matmul_exact, fp32_accumulation_error)
 from .encodings import Encoding, encoding_names, encodings, get_encoding
 from .exact_matmul import int_matmul
 from .fixedpoint import quantize_multiplier, quantize_multipliers, requantize, rounding_right_shift
@@ -42,5 +46,6 @@ __all__ = [
     "dynamic_range_db", "max_rel_error", "rms_rel_error", "sqnr_db", "CALIBRATIONS",
     "IntegerSoftmax", "integer_softmax", "make_integer_softmax", "prepare_int8_weight",
     "IntegerSoftmaxRegression", "quantize_softmax_regression", "native",
-    "Encoding", "encodings", "encoding_names", "get_encoding",
+    "Encoding", "encodings", "encoding_names", "get_encoding", "BlockScaled",
+    "block_matmul_exact", "block_dot_exact", "block_accumulator_bound", "fp32_accumulation_error",
 ]

@@ -114,8 +114,10 @@ def test_exp_and_round_with_overflow_flag_saturating_formats():
     assert e.tolist() == [1.0, 3.0, 6.0, 6.0] and over.tolist() == [False, False, True, True]
     r, over = round_with_overflow(torch.tensor([7.0, 6.9, -8.0, float("nan")]), "fp8_e4m3fn")
     assert over.tolist() == [False, False, False, True]
-    r, over = round_with_overflow(torch.tensor([127.4, 127.5, -128.5]), "int8")
-    assert r.tolist() == [127.0, 127.0, -128.0] and over.tolist() == [False, True, True]
+    # -128.5 is a tie that rounds to the even -128, inside int8; -128.51 rounds to -129.
+    r, over = round_with_overflow(torch.tensor([127.4, 127.5, -128.5, -128.51]), "int8")
+    assert r.tolist() == [127.0, 127.0, -128.0, -128.0]
+    assert over.tolist() == [False, True, False, True]
 
 
 def test_cross_entropy_against_float64_and_checks_its_inputs():
@@ -144,3 +146,33 @@ def test_inputs_are_not_modified_and_dim_is_honoured():
     assert torch.equal(z, before) and p.shape == z.shape and bad.shape == (4, 3)
     assert torch.allclose(p.sum(dim=1), torch.ones(4, 3, dtype=torch.float64), atol=0.05)
     assert not math.isnan(float(p.sum()))
+
+
+def test_stable_softmax_shift_below_the_range_is_not_a_failure_when_exp_flushes_it():
+    # fp6_e2m3fn: max 7.5, and exp(-7.5) = 5.5e-4 is far below its smallest value 0.125, so a
+    # shifted logit clamped at -7.5 gives the same exact 0 as the true -20; the row is fine.
+    import math
+    import torch
+    from numfmt.informat import softmax_in_format
+
+    z = torch.tensor([[7.5, -7.5, 0.0]], dtype=torch.float64)   # shift -15 clamps to -7.5
+    p, bad = softmax_in_format(z, "fp6_e2m3fn", stable=True)
+    assert not bool(bad[0])
+    assert float(p[0, 1]) == 0.0 and math.exp(-15) < 0.125 / 2
+    # In an unsigned format a negative shifted logit cannot be held at all: that row fails.
+    _, bad_u = softmax_in_format(torch.tensor([[3.0, 1.0]]), "uint8", stable=True)
+    assert bool(bad_u[0])
+
+
+@pytest.mark.parametrize("fmt, inside, outside", [
+    ("int8", [-128.0, -128.4, 127.0, 127.49], [-128.6, 127.5, 128.0]),
+    ("uint8", [0.0, -0.5, 255.0], [-0.51, -1.0, 255.5]),
+    ("fp16", [-65504.0, 65519.0], [-65520.0, 65520.0]),
+])
+def test_round_with_overflow_knows_both_ends_of_the_range(fmt, inside, outside):
+    # Expected from the formats' integer / IEEE ranges and round-half-even at the limits.
+    import torch
+    from numfmt.informat import round_with_overflow
+
+    _, over = round_with_overflow(torch.tensor(inside + outside, dtype=torch.float64), fmt)
+    assert over.tolist() == [False] * len(inside) + [True] * len(outside)

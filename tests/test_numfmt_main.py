@@ -44,7 +44,7 @@ def test_json_file_and_table_progress_goes_to_stderr(tmp_path, capsys):
 @pytest.mark.parametrize("argv,msg", [
     (["--json", "/nonexistent/dir/x.json"], "does not exist"),
     (["--json", "."], "is a directory"),
-    (["audit", "--blocks"], "not yet available"),
+    (["audit", "--blocks", "--json", "/nonexistent/dir/x.json"], "does not exist"),
     (["audit"], "--casts"),
     (["audit", "--casts", "--blocks"], "one of --casts and --blocks"),
 ])
@@ -64,15 +64,16 @@ def test_audit_casts_hands_the_rest_to_cast_audit(monkeypatch):
     seen = {}
     fake = types.SimpleNamespace(main=lambda argv: seen.setdefault("argv", argv) and 0)
     monkeypatch.setitem(sys.modules, "numfmt.cast_audit", fake)
-    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
     assert main(["audit", "--casts", "--json", "-", "--quiet"]) == 0
     assert seen["argv"] == ["--json", "-", "--quiet"]
 
 
-def test_audit_casts_without_the_module_says_not_available(monkeypatch, capsys):
-    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
-    assert run_cli(main, ["audit", "--casts"]) == 2
-    assert "not available" in capsys.readouterr().err
+def test_audit_blocks_hands_the_rest_to_block_audit(monkeypatch):
+    seen = {}
+    fake = types.SimpleNamespace(main=lambda argv: seen.setdefault("argv", argv) and 0)
+    monkeypatch.setitem(sys.modules, "numfmt.block_audit", fake)
+    assert main(["audit", "--blocks", "--quiet"]) == 0
+    assert seen["argv"] == ["--quiet"]
 
 
 def test_module_runs_as_a_program_with_100000_classes():
