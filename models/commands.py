@@ -19,7 +19,7 @@ from numfmt.cli import CliError, Progress, markdown_table, write_json
 from models import checkpoint as ckpt
 from models.config import RECIPES, Precision, TrainConfig
 from models.data import load_split
-from models.evaluation import RESULT_KEYS, evaluate, evaluate_all
+from models.evaluation import RESULT_KEYS, evaluate, evaluate_all, weight_bits
 from models.training import train as train_model
 
 __all__ = ["train", "evaluate", "sweep_lr", "sweep_epochs", "cell", "table"]
@@ -157,8 +157,9 @@ def train(a: argparse.Namespace) -> int:
 
 # ---- evaluate ----------------------------------------------------------------------------------
 def evaluate(a: argparse.Namespace) -> int:
-    """``evaluate``: the cached FP32 reference model under every format and encoding."""
-    from models.plots import plot_format_results
+    """``evaluate``: the cached FP32 reference model under every format, encoding and block
+    format; the per-format figure and accuracy against bits per weight."""
+    from models.plots import plot_bits_accuracy, plot_format_results
 
     log = Progress(a.quiet)
     cfg = _config(ckpt.REFERENCE_CONFIG, a)
@@ -175,11 +176,16 @@ def evaluate(a: argparse.Namespace) -> int:
           "sum). 'loss in format': the cross-entropy computed "
           "in the format (narrow formats round confident samples' losses to 0); 'loss (logits "
           "scored in fp64)': the format's logits scored exactly. n/a: integer_only has no "
-          "naive softmax.\n", file=_out(a))
+          "naive softmax. Block formats (mx*, nvfp4*): W blocked along its 784 input features "
+          "(each class row cut into blocks of 32, 16 for NVFP4), inputs the exact pixels; "
+          "'_w_x': the pixel features block-rounded too; FP32 bias, logits and softmax; weight "
+          "bytes include the block scales.\n", file=_out(a))
     headers = [_RESULT_HEADERS.get(k, k) for k in RESULT_KEYS]
     print(table(headers, [[getattr(r, k) for k in RESULT_KEYS] for r in results]) + "\n",
           file=_out(a))
-    written = [cp.path] + plot_format_results(results, a.out)
+    bits = {r.format: weight_bits(cp.model, r.format) for r in results}
+    written = [cp.path] + plot_format_results(results, a.out) + plot_bits_accuracy(
+        results, bits, a.out)
     return _finish(a, "formats.json", [r.to_dict() for r in results], written)
 
 

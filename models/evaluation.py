@@ -18,7 +18,12 @@ Reported per format (`FormatResult`, `RESULT_KEYS`):
 * ``naive_softmax_overflow_share`` / ``stable_softmax_overflow_share``: the shares of samples
   whose naive / max-subtracted softmax overflowed (None for ``integer_only``, which has no
   naive softmax: not applicable, JSON null; tables print n/a);
-* ``weight_bytes``: bytes of W and b stored in the format or encoding.
+* ``weight_bytes``: bytes of W and b stored in the format or encoding (block formats: the
+  packed element codes, the block scales and NVFP4's tensor scale, plus the FP32 bias).
+
+The targets are the float formats, the int8 encodings (`ENCODINGS`) and the block-scaled
+formats (`BLOCK_TARGETS`: each block format with W blocked along its input-feature axis, then
+``<format>_w_x`` with the pixel features block-rounded too; see `models.inference`).
 
 Evaluation runs on one torch thread (``num_threads``): its operations are short passes over
 (N, 10) tensors, where a second OpenMP thread gains nothing and, when another process holds a
@@ -40,15 +45,17 @@ import torch
 from numfmt.informat import cross_entropy_in_format, exp_in_format, softmax_in_format
 from numfmt.softmax import check_accumulation
 
-from models.inference import (ENCODINGS, FormatOutputs, check_model, encoding_name,
-                              run_in_format, weight_bytes)
+from models.inference import (BLOCK_TARGETS, ENCODINGS, INPUTS_SUFFIX, FormatOutputs,
+                              block_target, check_model, encoding_name, run_in_format,
+                              weight_bits, weight_bytes)
 from models.inputs import as_images, as_labels
 from models.runtime import check_num_threads, torch_threads
 from models.softmax_regression import SoftmaxRegression
 
-__all__ = ["ENCODINGS", "RESULT_KEYS", "FormatResult", "FormatOutputs", "evaluate",
+__all__ = ["ENCODINGS", "BLOCK_TARGETS", "RESULT_KEYS", "FormatResult", "FormatOutputs", "evaluate",
            "evaluate_all", "default_targets", "run_in_format", "exp_in_format",
-           "softmax_in_format", "cross_entropy_in_format", "weight_bytes", "target_name"]
+           "softmax_in_format", "cross_entropy_in_format", "weight_bytes", "weight_bits",
+           "target_name"]
 
 RESULT_KEYS: tuple[str, ...] = ("format", "accuracy", "agreement_fp64", "cross_entropy_in_format",
                                 "cross_entropy_of_logits", "max_abs_prob_err",
@@ -113,13 +120,16 @@ def _result(out: FormatOutputs, ref: FormatOutputs, labels: torch.Tensor) -> For
 
 
 def target_name(fmt: Any) -> str:
-    """The canonical name of a float format or encoding; ValueError for anything else.
+    """The canonical name of a float format, encoding or block target; ValueError otherwise.
 
-    Use it to check a list of targets before evaluating any of them.
+    Encodings and block targets (``"mxfp4_e2m1"``, ``"NVFP4_w_x"``) are matched ignoring case
+    and surrounding spaces. Use it to check a list of targets before evaluating any of them.
     """
-    enc = encoding_name(fmt)
+    enc, blk = encoding_name(fmt), block_target(fmt)
     if enc is not None:
         return enc
+    if blk is not None:
+        return blk[0] + (INPUTS_SUFFIX if blk[1] else "")
     f = numfmt.get(fmt)
     if not f.is_float:
         raise ValueError(f"{f.name} is an integer format: evaluate it through an encoding with "
@@ -182,13 +192,13 @@ def evaluate(model: SoftmaxRegression, fmt: Any, images: Any, labels: Any, *,
 
 def default_targets() -> tuple[str, ...]:
     """Every signed float format with a zero in `numfmt.formats()`, then every `ENCODINGS`
-    entry.
+    entry, then every `BLOCK_TARGETS` entry.
 
     numfmt's integer formats need a scale, which is what the encodings add; unsigned scale
     formats without a zero (``fp8_e8m0fnu``, the MX block scale) cannot hold a weight matrix.
     """
     return tuple(f.name for f in numfmt.formats()
-                 if f.is_float and f.signed and f.has_zero) + ENCODINGS
+                 if f.is_float and f.signed and f.has_zero) + ENCODINGS + BLOCK_TARGETS
 
 
 def evaluate_all(model: SoftmaxRegression, images: Any, labels: Any,

@@ -30,6 +30,21 @@ end to end in integers (uint8 pixels, int8 weights, int32 accumulators and bias,
 integer softmax to uint8 probabilities); its logits are reported dequantized and relative to
 the row max, and it has no naive softmax.
 
+For the block-scaled formats (`BLOCK_TARGETS`, `numfmt.blocks`: MXFP8/6/4, MXINT8, NVFP4), W
+(10, 784) is encoded by `quant.blockscaled.BlockScaled` with the blocks along the input-feature
+axis K (each class row is cut into blocks of 32, or 16 for NVFP4, consecutive pixel weights; a
+row of 784 is 24 full MX blocks and one of 16, padded with zeros as `numfmt.block_codec` does)
+and decoded exactly. The row named by the format alone keeps the inputs the exact pixels k/255;
+the row ``<format>_w_x`` block-rounds the pixel features too (`numfmt.block_codec.block_round`
+of the float64 k/255 along K: one rounding each, blocks inside each image's row). NVFP4's FP32
+tensor scale for the inputs is the static one of the pixel range [0, 1], S = fp32(1 / (448 *
+6)) (the features are encoded with one appended block of ones, then dropped), so that no image's
+values depend on the rest of its batch, as for the int8 encodings. The bias stays FP32; logits
+are the decoded values' products summed in float64 plus the bias, rounded to FP32, and the
+softmax is FP32, as for the int8 encodings. The bytes are `BlockScaled.nbytes` (packed element
+codes of the padded blocks, one byte per block scale, 4 for NVFP4's tensor scale) plus the FP32
+bias.
+
 Images are uint8 pixels (N, 28, 28) or float features in [0, 1] (pixels / 255), as torch
 tensors or numpy arrays.
 """
@@ -42,19 +57,29 @@ from typing import Any
 
 import numfmt
 import torch
+from numfmt.block_codec import block_round
+from numfmt.blocks import block_format_names, get_block_format
 from numfmt.informat import round_with_overflow
 from numfmt.softmax import check_accumulation
+from quant.blockscaled import BlockScaled
 from quant.encodings import encoding_names, get_encoding
 
 from models.data import images_to_float
 from models.inputs import as_images, as_labels
 from models.softmax_regression import SoftmaxRegression
 
-__all__ = ["ENCODINGS", "FormatOutputs", "run_in_format", "weight_bytes", "encoding_name",
-           "check_model"]
+__all__ = ["ENCODINGS", "BLOCK_TARGETS", "INPUTS_SUFFIX", "FormatOutputs", "run_in_format",
+           "weight_bytes", "weight_bits", "encoding_name", "block_target", "check_model"]
 
 # quant's one table of named encodings (`quant.encodings`): one name, one meaning everywhere
 ENCODINGS: tuple[str, ...] = encoding_names()
+
+# A block-format target with this suffix block-rounds the inputs as well as the weights.
+INPUTS_SUFFIX = "_w_x"
+
+# Every block format of `numfmt.blocks`, weights only, then weights and inputs, format by format.
+BLOCK_TARGETS: tuple[str, ...] = tuple(n + s for n in block_format_names()
+                                       for s in ("", INPUTS_SUFFIX))
 
 
 @dataclass(frozen=True)
@@ -116,6 +141,34 @@ def encoding_name(fmt: Any) -> str | None:
     return None
 
 
+def block_target(fmt: Any) -> tuple[str, bool] | None:
+    """The block format a target names and whether its inputs are block-rounded too, else None.
+
+    Parameters
+    ----------
+    fmt : Any
+        A name of `numfmt.blocks.block_format_names()` (weights in the format), or that name
+        with the suffix ``"_w_x"`` (weights and inputs); case and surrounding spaces ignored.
+
+    Returns
+    -------
+    tuple of (str, bool) or None
+        The canonical block format name and ``True`` for a ``_w_x`` target; None for anything
+        that is not a block-format target.
+
+    Examples
+    --------
+    >>> block_target(" MXFP4_E2M1_w_x ")
+    ('mxfp4_e2m1', True)
+    """
+    if not isinstance(fmt, str):
+        return None
+    s = fmt.strip().lower()
+    inputs = s.endswith(INPUTS_SUFFIX)
+    base = s[:-len(INPUTS_SUFFIX)] if inputs else s
+    return (base, inputs) if base in block_format_names() else None
+
+
 def _round(t: torch.Tensor, f: numfmt.Format) -> torch.Tensor:
     """float64 tensor -> float64 tensor of ``f`` values (identity for fp64)."""
     return round_with_overflow(t, f)[0]
@@ -164,6 +217,16 @@ def _float_outputs(model: SoftmaxRegression, images: torch.Tensor, f: numfmt.For
     return _outputs(f.name, z, held.name, weight_bytes(model, f), labels, accumulation)
 
 
+def _decoded_outputs(name: str, wd: torch.Tensor, xd: torch.Tensor, b: torch.Tensor,
+                     nbytes: int, labels: torch.Tensor, accumulation: str) -> FormatOutputs:
+    """Logits of decoded float64 weights ``wd`` and inputs ``xd`` with the FP32 bias, rounded
+    to FP32, and the FP32 softmax."""
+    # Products of decoded values summed in float64: what an integer (or block) accumulator
+    # times the scales gives (exact up to float64 rounding), then dequantized to FP32.
+    z = _round(torch.mm(wd, xd.T).T + b.float().double(), numfmt.get("fp32"))
+    return _outputs(name, z, "fp32", nbytes, labels, accumulation)
+
+
 def _encoded_outputs(model: SoftmaxRegression, images: torch.Tensor, name: str,
                      labels: torch.Tensor, accumulation: str) -> FormatOutputs:
     """Weights and inputs through `quant.get_encoding(name)`; inputs it leaves as uint8
@@ -173,12 +236,78 @@ def _encoded_outputs(model: SoftmaxRegression, images: torch.Tensor, name: str,
     w_enc = enc.encode_weight(w, channel_axis=0)
     x64 = images_to_float(images, torch.float64)
     x_enc = enc.encode_input(x64)
-    wd = w_enc.decode(torch.float64)
     xd = x64 if x_enc is None else x_enc.decode(torch.float64)
-    # Products of decoded values summed in float64: what an int32 accumulator times the
-    # scales gives (exact up to float64 rounding), then dequantized to FP32.
-    z = _round(torch.mm(wd, xd.T).T + b.float().double(), numfmt.get("fp32"))
-    return _outputs(name, z, "fp32", w_enc.nbytes + b.numel() * 4, labels, accumulation)
+    return _decoded_outputs(name, w_enc.decode(torch.float64), xd, b,
+                            w_enc.nbytes + b.numel() * 4, labels, accumulation)
+
+
+def _block_weight(model: SoftmaxRegression, fmt: str) -> BlockScaled:
+    """W encoded in block format ``fmt`` from its stored precision, blocks along K (axis -1)."""
+    _params64(model)                                        # the finiteness check, first
+    return BlockScaled.encode(model.linear.weight.detach().to("cpu"), fmt, axis=-1)
+
+
+def _block_inputs(x64: torch.Tensor, fmt: str) -> torch.Tensor:
+    """Float64 features block-rounded along K (`block_round`, one rounding each); NVFP4's
+    tensor scale is the static one of the range [0, 1]."""
+    # One extra row of ones makes the tensor's amax exactly 1 (features are in [0, 1]): blocks
+    # lie inside rows, so the row changes no other block, and the tensor scale is the static
+    # fp32(1 / (448 * 6)) whatever the batch holds (an empty batch encodes too).
+    ext = torch.cat([x64, x64.new_ones(1, x64.shape[1])])
+    return block_round(ext, get_block_format(fmt), axis=-1)[:-1]
+
+
+def _block_outputs(model: SoftmaxRegression, images: torch.Tensor, fmt: str, inputs: bool,
+                   labels: torch.Tensor, accumulation: str) -> FormatOutputs:
+    """W in block format ``fmt`` (and the inputs too if ``inputs``), FP32 bias, FP32 softmax."""
+    w_enc = _block_weight(model, fmt)
+    _, b = _params64(model)
+    x64 = images_to_float(images, torch.float64)
+    xd = _block_inputs(x64, fmt) if inputs else x64
+    name = fmt + (INPUTS_SUFFIX if inputs else "")
+    return _decoded_outputs(name, w_enc.decode(torch.float64), xd, b,
+                            w_enc.nbytes + b.numel() * 4, labels, accumulation)
+
+
+def weight_bits(model: SoftmaxRegression, target: Any) -> float:
+    """Bits per weight of W as stored under ``target``, scales included, the bias excluded.
+
+    Parameters
+    ----------
+    model : SoftmaxRegression
+    target : format spec or str
+        A float format, one of `ENCODINGS` or of `BLOCK_TARGETS`.
+
+    Returns
+    -------
+    float
+        ``8 * bytes(W) / W.numel()``: a float format's width (TF32: held in FP32, 32); an
+        encoding's ``nbytes`` of W (codes plus scales; ``integer_only``: int8 codes plus the
+        int32 multipliers and one-byte shifts); a block format's `BlockScaled.nbytes` (packed
+        codes of the padded blocks, block scales, NVFP4's tensor scale).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a model that is not a SoftmaxRegression or an unknown or integer format.
+    """
+    w, b = _params64(model)
+    blk, enc = block_target(target), encoding_name(target)
+    if blk is not None:
+        nbytes = _block_weight(model, blk[0]).nbytes
+    elif enc == "integer_only":
+        import quant
+
+        pipe = quant.quantize_softmax_regression(w.float(), b.float())
+        nbytes = pipe.weight_bytes - 4 * len(pipe.bias_codes)
+    elif enc is not None:
+        nbytes = get_encoding(enc).encode_weight(w, channel_axis=0).nbytes
+    else:
+        f = numfmt.get(numfmt.HELD_IN.get(numfmt.get(target).name, target))
+        if not f.is_float:
+            raise ValueError(f"{f.name} is an integer format: it has no weights of its own")
+        return float(f.bits)
+    return 8 * nbytes / w.numel()
 
 
 def _integer_only_outputs(model: SoftmaxRegression, images: torch.Tensor,
@@ -216,8 +345,8 @@ def run_in_format(model: SoftmaxRegression, images: Any, fmt: Any, labels: Any =
     images : Tensor or numpy array
         uint8 pixels or float features in [0, 1] (`as_images`).
     fmt : format spec or str
-        A float format (anything `numfmt.get` accepts) or one of `ENCODINGS` (case and
-        surrounding spaces ignored).
+        A float format (anything `numfmt.get` accepts), one of `ENCODINGS` or one of
+        `BLOCK_TARGETS` (case and surrounding spaces ignored).
     labels : Tensor or numpy array, optional
         (N,) ints in 0..C-1; without them ``cross_entropy`` is None.
     accumulation : {"torch", "sequential", "exact"}
@@ -240,8 +369,10 @@ def run_in_format(model: SoftmaxRegression, images: Any, fmt: Any, labels: Any =
     given = labels is not None
     n = images.shape[0]
     y = as_labels(labels, n, model.num_classes) if given else torch.zeros(n, dtype=torch.int64)
-    enc = encoding_name(fmt)
-    if enc == "integer_only":
+    enc, blk = encoding_name(fmt), block_target(fmt)
+    if blk is not None:
+        out = _block_outputs(model, images, blk[0], blk[1], y, accumulation)
+    elif enc == "integer_only":
         out = _integer_only_outputs(model, images, y)
     elif enc is not None:
         out = _encoded_outputs(model, images, enc, y, accumulation)

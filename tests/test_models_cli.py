@@ -42,6 +42,7 @@ def expect_usage_error(capsys, tmp_path, empty_dir, argv, match):
     (["evaluate", "--formats", "fp16,bogus"], "unknown number format 'bogus'"),
     (["evaluate", "--formats", "fp16,,bf16"], "empty name"),
     (["evaluate", "--formats", "int8"], "integer format"),
+    (["evaluate", "--formats", "mxfp4_e2m1,mxfp5_w_x"], "unknown number format"),
     (["sweep-lr", "--rates", "0,-1"], "positive finite number, not '0'"),
     (["sweep-lr", "--rates", "0.1,-1"], "not '-1'"),
     (["sweep-lr", "--rates", "nan"], "not 'nan'"),
