@@ -16,7 +16,8 @@ import numpy as np
 
 from numfmt.block_checks import check_axis, check_input, check_overflow, check_rule
 from numfmt.block_codec import BlockEncoded, block_decode, block_encode
-from numfmt.blocks import BlockFormat, get_block_format
+from numfmt.blocks import E8M0, BlockFormat, get_block_format
+from numfmt.registry import get
 
 from ..metrics import DecodeErrorMetrics
 from .fast import encode_mx_float32, encode_nvfp4_float32
@@ -95,14 +96,12 @@ class BlockScaled(DecodeErrorMetrics):
         if fast:
             s_t = None
             if f.is_mx:
-                scodes, ecodes = encode_mx_float32(x, f, rule, ax)
+                scodes, packed = encode_mx_float32(x, f, rule, ax)
             else:
-                scodes, ecodes, s_t = encode_nvfp4_float32(x, f, ax)
-            enc = BlockEncoded(f, rule, tuple(x.shape), ax, x.dtype, "torch", scodes, ecodes,
-                               s_t)
-        else:
-            enc = block_encode(x, f, rule=rule, axis=axis, rounding=rounding,
-                               overflow=overflow, seed=seed, generator=generator)
+                scodes, packed, s_t = encode_nvfp4_float32(x, f, ax)
+            return cls(f, rule, tuple(x.shape), ax, x.dtype, scodes, packed, s_t)
+        enc = block_encode(x, f, rule=rule, axis=axis, rounding=rounding,
+                           overflow=overflow, seed=seed, generator=generator)
         bits = f.element_format.bits
         # the codes are this call's own fresh tensors: 8-bit codes need no packing copy
         packed = enc.element_codes.reshape(-1) if bits == 8 else pack_codes(enc.element_codes,
@@ -175,16 +174,47 @@ class BlockScaled(DecodeErrorMetrics):
         out = dtype or (torch.float64 if self.dtype == torch.float64 else torch.float32)
         if out != torch.float32 or self.scale_codes.device.type != "cpu":
             return block_decode(self.to_encoded(), out)
-        f = self.format
-        table = torch.tensor(np.ldexp(f.element_format.decode(np.arange(2**f.element_format.bits)),
-                                      f.element_shift), dtype=torch.float32)
-        # element * block scale is exact in float32 (few bits each); the tensor scale is then
-        # one rounding of the exact product, as in the float64 reference
-        scale = self.to_encoded().scales.to(torch.float32)
-        codes = self.element_codes
-        v = table.index_select(0, codes.reshape(-1).int()).view(codes.shape)
+        scale = _scale_values_f32(self.format, self.scale_codes)
+        v = _element_values_f32(self.format, self.packed, scale.numel()).view(
+            *scale.shape, self.format.block_size)
+        # element * block scale is exact in float32 (few bits each) but where it falls into
+        # float32's subnormals, where it is rounded once; the tensor scale is then one rounding
+        # of the exact product, as in the float64 reference
         v.mul_(scale.unsqueeze(-1))
         if self.tensor_scale is not None:
             v.mul_(self.tensor_scale)
         v = v.reshape(*v.shape[:-2], -1)[..., :self.shape[self.axis]]
         return v.movedim(-1, self.axis).contiguous()
+
+
+def _scale_values_f32(fmt: BlockFormat, codes):
+    """The block scales of uint8 scale codes as float32 (exact: E8M0's 2**-127 is a float32
+    subnormal; NaN for the NaN code), shape of ``codes``."""
+    import torch
+
+    if fmt.is_mx:
+        table = np.ldexp(1.0, np.arange(256) - E8M0.bias)
+        table[E8M0.nan_code] = np.nan
+    else:
+        table = get(fmt.scale).decode(np.arange(256))
+    return torch.from_numpy(table.astype(np.float32)).index_select(
+        0, codes.reshape(-1).to(torch.int32)).view(codes.shape)
+
+
+def _element_values_f32(fmt: BlockFormat, packed, num_blocks: int):
+    """The element values of ``num_blocks`` blocks of packed codes, float32, flat (a fresh
+    tensor: exact, every element value has a few bits)."""
+    import torch
+
+    f = fmt.element_format
+    n = num_blocks * fmt.block_size
+    values = np.ldexp(f.decode(np.arange(2**f.bits)), fmt.element_shift).astype(np.float32)
+    if f.bits == 8 and f.is_float and f.name == "fp8_e5m2":
+        # torch's E5M2 -> float32 cast is exact (inf and NaN included) and fast
+        return packed[:n].view(f.torch_dtype).to(torch.float32)
+    if f.bits == 4:                  # one lookup per byte: (low nibble, high nibble) values
+        pairs = torch.from_numpy(np.stack([np.tile(values, 16), np.repeat(values, 16)], 1))
+        index = packed[:n // 2].to(torch.int32)
+        return pairs.index_select(0, index).view(-1)[:n]
+    codes = packed[:n] if f.bits == 8 else unpack_codes(packed, f.bits, n)
+    return torch.from_numpy(values).index_select(0, codes.to(torch.int32))

@@ -1,18 +1,27 @@
-"""MX encoding of float32 (and float16 / bf16) tensors by float32 bit manipulation.
+"""Block-scaled encoding of float32 (and float16 / bf16) tensors in float32, chunk by chunk.
 
 The same bits as the exact reference `numfmt.block_codec.block_encode` (nearest-even elements,
-saturation), in a handful of whole-tensor torch passes and without the float64 copy:
+saturation), without the float64 copy. The blocks are cut into chunks of about a million values
+taken by a few threads (`numfmt.threads.run_chunks`), so a pipeline's temporaries are small and
+a core another process holds does not stall every op:
 
-* scales: the block amax in float32 (exact: a maximum rounds nothing) and the rule's exponent
-  from `numfmt.block_rules.mx_scale_exponents` on the ``num_blocks`` maxima only;
-* elements: ``y = x * 2**-e`` in float32 is exact unless ``y`` falls below float32's normal
-  range, and then ``|y| < 2**-126`` is far below half the smallest element (>= 2**-18), so it
+* block amax: ``max(amax(x), -amin(x))`` per block in float32 (exact: a maximum rounds
+  nothing); the ``floor`` rule's E8M0 exponent straight from its float32 exponent bits, the
+  other rules from `numfmt.block_rules.mx_scale_exponents` on the maxima only;
+* elements: ``y = x * 2**(shift - e)`` in float32 is exact unless ``y`` falls below float32's
+  normal range, and then ``|y| < 2**-126`` is far below half the smallest element step, so it
   rounds to (signed) zero either way;
-* round to nearest even onto the element's grid on the bit pattern: in the normal range add
-  half an element ulp, minus one unless the kept last bit is odd, and clear the dropped bits;
-  below the element's smallest normal ``(|y| + C) - C`` with ``C = 2**(emin - m + 23)``, whose
-  float32 sum is rounded by the FPU to a multiple of the subnormal step; then clamp to max;
-* element codes: the rounded float32's exponent and top mantissa bits re-biased.
+* FP8 elements: torch's float32 -> FP8 cast (one nearest-even rounding) after a clamp to +-max
+  (skipped where the cast itself saturates: probed); FP6 elements: the same cast into E4M3
+  (E2M3, shift -6) or E5M2 (E3M2, shift -12), whose grid there is the FP6 grid times
+  2**shift, subnormal steps included; the FP8 code's low five bits are the FP6 magnitude;
+* FP4 elements: nearest even with the FPU, ``(|y| + c) - c`` with ``c`` a power of two whose
+  ulp is the element step at ``|y|``'s binade, then a code lookup (`_float_codes`);
+* NVFP4: each E2M1 code counts the exact rounding thresholds ``mid_j * s_block * S`` its
+  magnitude passes, compared in float32 against the threshold's float32 neighbour on the
+  correct side (a table per E4M3 scale code: `_strict_thresholds`).
+
+The element codes come back packed (`quant.blockscaled.packing`), chunk by chunk.
 """
 
 from __future__ import annotations
@@ -22,10 +31,96 @@ import numpy as np
 from numfmt import block_rules
 from numfmt.block_checks import to_blocks
 from numfmt.blocks import E8M0, BlockFormat
+from numfmt.registry import get
+from numfmt.threads import run_chunks
+
+from .packing import pack_codes, packed_nbytes
 
 __all__ = ["encode_mx_float32", "encode_nvfp4_float32", "FAST_DTYPES"]
 
 FAST_DTYPES = ("float16", "bfloat16", "float32")
+
+# Values per chunk of the pipelines: measured on 2 shared cores, 1M (4 MB of float32) beat
+# both torch's inline size (`numfmt.threads.INLINE_CHUNK`: Python overhead per op dominated)
+# and whole-tensor passes (every op waited for the slower core, and nothing stayed in cache).
+CHUNK_ELEMENTS = 1 << 20
+
+# The FP6 elements rounded by torch's FP8 cast: times 2**shift their grid is a stretch of the
+# FP8 format's (same fraction bits, smallest normal on the FP8's, so the subnormal steps agree).
+FP6_VIA_FP8 = {"fp6_e2m3fn": ("fp8_e4m3fn", -6), "fp6_e3m2fn": ("fp8_e5m2", -12)}
+
+
+def _flat_blocks(x, axis: int, block_size: int):
+    """float32 blocks ``(num_blocks, block_size)`` (a view where the layout allows) and the
+    leading shape ``(*other, n)``."""
+    import torch
+
+    blocks = to_blocks(x.detach().to(torch.float32), axis, block_size)
+    return blocks.reshape(-1, block_size), tuple(blocks.shape[:-1])
+
+
+def _per_chunk(job, flat) -> None:
+    """``job(lo, hi)`` over block ranges of ``flat`` of about `CHUNK_ELEMENTS` values."""
+    run_chunks(job, flat.shape[0], chunk=max(1, CHUNK_ELEMENTS // flat.shape[1]))
+
+
+def _block_amax(flat):
+    """float32 block maxima of |x| ``(num_blocks,)`` (NaN propagates through every op)."""
+    import torch
+
+    amax = torch.empty(flat.shape[0], dtype=torch.float32)
+
+    def job(lo, hi):
+        b = flat[lo:hi]
+        torch.maximum(b.amax(-1), b.amin(-1).neg_(), out=amax[lo:hi])
+
+    _per_chunk(job, flat)
+    return amax
+
+
+def _floor_exponents(amax, emax_elem: int):
+    """(E8M0 exponents, NaN-block mask) of the ``floor`` rule from float32 maxima's bits.
+
+    For a normal amax ``floor(log2(amax))`` is its biased exponent minus 127. A subnormal or
+    zero amax gives ``-127 - emax_elem <= -127`` here, and its exact exponent is below -127
+    too: both clamp to -127. NaN and inf (biased exponent 255) are the NaN blocks; no finite
+    float32 amax passes 127 (``e <= 127 - emax_elem``).
+    """
+    import torch
+
+    biased = torch.bitwise_right_shift(amax.view(torch.int32), 23).bitwise_and_(0xFF)
+    nan_block = biased == 0xFF
+    return biased.sub_(127 + emax_elem).clamp_(block_rules.E8M0_MIN_EXP,
+                                               block_rules.E8M0_MAX_EXP), nan_block
+
+
+def _scale_exponents(amax, fmt: BlockFormat, rule: str):
+    """(clamped E8M0 exponents ``(num_blocks,)``, NaN-block mask) of float32 maxima."""
+    if rule == "floor":
+        return _floor_exponents(amax, fmt.element_emax)
+    special = ~amax.isfinite()
+    e = block_rules.mx_scale_exponents(amax.masked_fill(special, 0.0).double(), rule,
+                                       fmt.element_emax, fmt.element_mantissa_bits,
+                                       fmt.element_max_exact)
+    nan_block = special | (e > block_rules.E8M0_MAX_EXP)
+    return e.clamp_(block_rules.E8M0_MIN_EXP, block_rules.E8M0_MAX_EXP), nan_block
+
+
+_SATURATES: dict = {}
+
+
+def _saturates(dtype) -> bool:
+    """Whether torch's float32 -> ``dtype`` cast saturates finite and infinite overflow to
+    +-max (a clamp before it then changes nothing); probed once per dtype, as torch versions
+    differ (2.14: E4M3FN saturates, E5M2 overflows to inf)."""
+    import torch
+
+    if dtype not in _SATURATES:
+        top = float(torch.finfo(dtype).max)
+        probe = torch.tensor([top * 1.0625, top * 2, 3.0e38, np.inf, -np.inf])
+        got = probe.to(dtype).to(torch.float64).abs()
+        _SATURATES[dtype] = bool(torch.equal(got, torch.full_like(got, top)))
+    return _SATURATES[dtype]
 
 
 def _code_table(fmt_elem):
@@ -40,13 +135,14 @@ def _code_table(fmt_elem):
     return torch.from_numpy(table)
 
 
-def _float_codes(mag, negative, fmt_elem):
+def _float_codes(mag, negative, fmt_elem, table):
     """Element codes of float32 magnitudes ``mag`` (already divided by the scale), in place.
 
     Round to nearest even at the magnitude's own binade (the element's subnormal step below
     its smallest normal) with the FPU: ``(mag + c) - c`` where ``c = 2**(E + 23 - m)`` and ``E``
     the binade exponent, so the sum's ulp is the element's step; clamp to max (saturation);
-    then look the code up by the rounded number's exponent and top mantissa bits.
+    then look the code up (``table``: `_code_table`) by the rounded number's exponent and top
+    mantissa bits, and add the sign bit.
     """
     import torch
 
@@ -56,8 +152,9 @@ def _float_codes(mag, negative, fmt_elem):
     cf = c.view(torch.float32)
     mag.add_(cf).sub_(cf).clamp_max_(float(fmt_elem.max_exact))
     key = bits.bitwise_right_shift_(23 - m)
-    codes = _code_table(fmt_elem).index_select(0, key.view(-1)).view(key.shape)
-    return codes.bitwise_or_(negative.to(torch.uint8) << (fmt_elem.bits - 1))
+    codes = table.index_select(0, key.view(-1)).view(key.shape)
+    # magnitudes < 2**(b-1): adding the sign bit is an or; bool as uint8 (uint8 + bool is slow)
+    return codes.add_(negative.view(torch.uint8), alpha=1 << (fmt_elem.bits - 1))
 
 
 def _round_int_codes(y, fmt: BlockFormat):
@@ -70,8 +167,60 @@ def _round_int_codes(y, fmt: BlockFormat):
     return k.to(torch.int8).view(torch.uint8)
 
 
+def _mx_chunk_coder(fmt: BlockFormat, e, nan_block):
+    """``code(block_range, chunk) -> uint8 codes`` of one chunk of float32 blocks, and the
+    element shift of the scaled values (see the module text)."""
+    import torch
+
+    f = fmt.element_format
+    if f.is_float and (f.bits == 8 or f.name in FP6_VIA_FP8):
+        via, shift = (f, 0) if f.bits == 8 else (get(FP6_VIA_FP8[f.name][0]),
+                                                  FP6_VIA_FP8[f.name][1])
+        lim = (None if f.bits == 8 and _saturates(via.torch_dtype)
+               else float(f.max_exact) * 2.0 ** shift)
+    else:
+        shift, lim = 0, None
+    inv = torch.ldexp(torch.ones_like(e, dtype=torch.float64), shift - e).to(torch.float32)
+    inv = inv.unsqueeze_(-1)
+    nan_rows = nan_block.unsqueeze(-1)
+    table = _code_table(f) if f.is_float and f.bits == 4 else None
+
+    def code(lo: int, hi: int, b):
+        if table is not None:
+            mag = b.abs().mul_(inv[lo:hi]).masked_fill_(nan_rows[lo:hi], 0.0)
+            negative = torch.signbit(b).masked_fill_(nan_rows[lo:hi], False)
+            return _float_codes(mag, negative, f, table)
+        y = torch.mul(b, inv[lo:hi])
+        if lim is not None:
+            y.clamp_(-lim, lim)
+        y.masked_fill_(nan_rows[lo:hi], 0.0)
+        if not f.is_float:
+            return _round_int_codes(y, fmt)
+        codes = y.to(via.torch_dtype).view(torch.uint8)
+        if f.bits == 6:              # the five magnitude bits kept, the sign from bit 7 to 5
+            sign = torch.bitwise_right_shift(codes, 2).bitwise_and_(0x20)
+            codes.bitwise_and_(0x1F).bitwise_or_(sign)
+        return codes
+
+    return code
+
+
+def _packed_codes(flat, bits: int, code):
+    """Packed element codes of every block: ``code(lo, hi, blocks)`` chunk by chunk."""
+    import torch
+
+    per_block = packed_nbytes(flat.shape[1], bits)          # whole bytes: 16 and 32 blocks
+    packed = torch.empty(flat.shape[0] * per_block, dtype=torch.uint8)
+
+    def job(lo, hi):
+        pack_codes(code(lo, hi, flat[lo:hi]), bits, out=packed[lo * per_block:hi * per_block])
+
+    _per_chunk(job, flat)
+    return packed
+
+
 def encode_mx_float32(x, fmt: BlockFormat, rule: str, axis: int):
-    """(scale codes, element codes) of ``x`` (float16/bf16/float32) in an MX format.
+    """(scale codes, packed element codes) of ``x`` (float16/bf16/float32) in an MX format.
 
     Parameters
     ----------
@@ -86,106 +235,84 @@ def encode_mx_float32(x, fmt: BlockFormat, rule: str, axis: int):
     Returns
     -------
     tuple of torch.Tensor
-        uint8 scale codes ``(*other, n)`` and element codes ``(*other, n, block_size)``, equal
-        to those of `numfmt.block_codec.block_encode` with ``rounding="nearest_even"`` and
-        ``overflow="saturate"`` (tested bit for bit).
+        uint8 scale codes ``(*other, n)`` and the element codes of ``(*other, n, block_size)``
+        packed by `pack_codes`, equal to those of `numfmt.block_codec.block_encode` with
+        ``rounding="nearest_even"`` and ``overflow="saturate"`` (tested bit for bit).
     """
     import torch
 
-    blocks = to_blocks(x.detach().to(torch.float32), axis, fmt.block_size)
-    amax = blocks.abs().amax(-1)
-    special = ~torch.isfinite(amax)
-    e = block_rules.mx_scale_exponents(torch.where(special, 0.0, amax).double(), rule,
-                                       fmt.element_emax, fmt.element_mantissa_bits,
-                                       fmt.element_max_exact)
-    nan_block = special | (e > block_rules.E8M0_MAX_EXP)
-    e = e.clamp(block_rules.E8M0_MIN_EXP, block_rules.E8M0_MAX_EXP)
-    inv = torch.ldexp(torch.ones_like(amax, dtype=torch.float64), -e).to(torch.float32)
-    torch_fp8 = fmt.element_format.torch_dtype if fmt.element_format.bits == 8 else None
-    if torch_fp8 is not None and fmt.element_format.is_float:
-        # torch's float32 -> FP8 cast is one nearest-even rounding; clamping first saturates
-        lim = float(fmt.element_format.max_exact)
-        y = (blocks * inv.unsqueeze(-1)).clamp_(-lim, lim)
-        if bool(nan_block.any()):
-            y.masked_fill_(nan_block.unsqueeze(-1), 0.0)
-        codes = y.to(torch_fp8).view(torch.uint8)
-    elif fmt.element_format.is_float:
-        mag = blocks.abs().mul_(inv.unsqueeze(-1))
-        negative = torch.signbit(blocks)
-        if bool(nan_block.any()):                            # NaN blocks: zero elements
-            mag.masked_fill_(nan_block.unsqueeze(-1), 0.0)
-            negative.masked_fill_(nan_block.unsqueeze(-1), False)
-        codes = _float_codes(mag, negative, fmt.element_format)
-    else:
-        y = blocks * inv.unsqueeze(-1)
-        if bool(nan_block.any()):
-            y.masked_fill_(nan_block.unsqueeze(-1), 0.0)
-        codes = _round_int_codes(y, fmt)
+    flat, lead = _flat_blocks(x, axis, fmt.block_size)
+    e, nan_block = _scale_exponents(_block_amax(flat), fmt, rule)
+    packed = _packed_codes(flat, fmt.element_format.bits, _mx_chunk_coder(fmt, e, nan_block))
     scodes = torch.where(nan_block, E8M0.nan_code, e + E8M0.bias).to(torch.uint8)
-    return scodes, codes
+    return scodes.view(lead), packed
 
 
-def _float32_thresholds(t64, up: bool):
-    """float32 ``t`` with ``x > t`` iff ``x > t64`` (``up=False``) or ``x >= t`` iff
-    ``x >= t64`` (``up=True``) for every float32 ``x``: the float32 at or below ``t64``, or at
-    or above it."""
-    import torch
+def _strict_thresholds(scale_values: np.ndarray, s_t: float, mids: np.ndarray) -> np.ndarray:
+    """float32 ``t[c, j]`` with ``|x| > t`` iff ``|x| / (s_c * S)`` rounds past grid point j.
 
-    t = t64.to(torch.float32)
-    back = t.double()
-    if up:
-        return torch.where(back < t64, torch.nextafter(t, torch.full_like(t, np.inf)), t)
-    return torch.where(back > t64, torch.nextafter(t, torch.full_like(t, -np.inf)), t)
-
-
-def _count_passed(absb, thresholds):
-    """uint8 count of the thresholds each magnitude passes (``>`` at even j, ``>=`` at odd j).
-
-    ``absb`` is ``(*other, n, block)``; each threshold is ``(*other, n)`` (one per block).
+    For every float32 ``x``: ``x > t[c, j]`` iff ``x > mid_j * s_c * S`` at even j and iff
+    ``x >= mid_j * s_c * S`` at odd j (the tie goes up to the even grid point j + 1). The
+    exact threshold (at most 31 significant bits: exact in float64) is rounded down to the
+    float32 at or below it (even j) or strictly below it (odd j).
     """
-    import torch
+    exact = scale_values[:, None] * s_t * mids[None, :]
+    t = exact.astype(np.float32)
+    down = t.astype(np.float64) > exact
+    odd = (np.arange(len(mids)) % 2 == 1)[None, :]
+    down |= odd & (t.astype(np.float64) == exact)
+    return np.where(down, np.nextafter(t, np.float32(-np.inf)), t)
 
-    codes = torch.zeros(absb.shape, dtype=torch.uint8)
-    passed = torch.empty(absb.shape, dtype=torch.bool)
-    for j, t in enumerate(thresholds):
-        (torch.ge if j % 2 else torch.gt)(absb, t.unsqueeze(-1), out=passed)
-        codes.add_(passed)
-    return codes
+
+def _nvfp4_tensor_scale(flat, amax, special, any_special: bool, fmt: BlockFormat) -> float:
+    """NVFP4's FP32 tensor scale from the largest finite |x| (1.0 without a tensor scale)."""
+    if not fmt.tensor_scale:
+        return 1.0
+    big = float(amax.masked_fill(special, 0.0).max())
+    if any_special:                  # the finite values inside NaN / inf blocks count too
+        inner = flat[special].abs()
+        finite = inner[inner.isfinite()]
+        big = max(big, float(finite.max()) if finite.numel() else 0.0)
+    return block_rules.tensor_scale_fp32(big, get(fmt.scale).max_exact,
+                                         fmt.element_format.max_exact)
 
 
 def encode_nvfp4_float32(x, fmt: BlockFormat, axis: int):
-    """(scale codes, element codes, tensor scale) of float16/bf16/float32 ``x`` in NVFP4.
+    """(scale codes, packed element codes, tensor scale) of float16/bf16/float32 ``x`` in NVFP4.
 
     The block scales come from the exact rule on the block maxima (`numfmt.block_rules`); each
-    element's E2M1 code counts the rounding thresholds ``mid_j * s_block * S`` (exact in
-    float64) that its magnitude passes, compared in float32 against the float32 neighbour of
-    each threshold on the correct side, with ties (``>=``) at the odd midpoints: the same
-    nearest-even codes as the reference, without forming a quotient.
+    element's E2M1 code counts the thresholds of `_strict_thresholds` its magnitude exceeds:
+    the same nearest-even codes as the reference, without forming a quotient.
     """
     import torch
 
-    from numfmt.registry import get
-
-    blocks = to_blocks(x.detach().to(torch.float32), axis, fmt.block_size)
-    absb = blocks.abs()
-    amax = absb.amax(-1)
-    special = ~torch.isfinite(amax)
-    finite = absb[special][torch.isfinite(absb[special])] if bool(special.any()) else absb[:0]
-    big = max(float(torch.where(special, 0.0, amax).max()),
-              float(finite.max()) if finite.numel() else 0.0)
-    scale_fmt, f = get(fmt.scale), fmt.element_format
-    s_t = (block_rules.tensor_scale_fp32(big, scale_fmt.max_exact, f.max_exact)
-           if fmt.tensor_scale else 1.0)
-    sgrid = block_rules.positive_grid(scale_fmt)
+    flat, lead = _flat_blocks(x, axis, fmt.block_size)
+    amax = _block_amax(flat)
+    special = ~amax.isfinite()
+    any_special = bool(special.any())
+    s_t = _nvfp4_tensor_scale(flat, amax, special, any_special, fmt)
+    f, sgrid = fmt.element_format, block_rules.positive_grid(get(fmt.scale))
     unit = torch.tensor(s_t * float(f.max_exact), dtype=torch.float64)
-    sidx = block_rules.grid_round(torch.where(special, 0.0, amax).double(), unit, sgrid)
-    d = torch.tensor(sgrid, dtype=torch.float64)[sidx] * s_t
+    sidx = block_rules.grid_round(amax.masked_fill_(special, 0.0).double(), unit, sgrid)
     g = block_rules.positive_grid(f)
-    mids = (g[:-1] + g[1:]) / 2
-    thresholds = [_float32_thresholds(d * float(m), up=j % 2 == 1) for j, m in enumerate(mids)]
-    codes = _count_passed(absb, thresholds)
-    codes.masked_fill_((d == 0).unsqueeze(-1) | special.unsqueeze(-1), 0)
-    neg = torch.signbit(blocks) & ~special.unsqueeze(-1)
-    codes |= neg.to(torch.uint8) << (f.bits - 1)
+    table = _strict_thresholds(sgrid, s_t, (g[:-1] + g[1:]) / 2)
+    table[0] = np.inf        # scale 0 (also a NaN block's, its amax taken as 0): codes 0
+    thresholds = torch.from_numpy(np.ascontiguousarray(table.T)).index_select(1, sidx)
+    special_rows = special.unsqueeze(-1)
+
+    def code(lo: int, hi: int, b):
+        absb = b.abs()
+        codes = torch.zeros(b.shape, dtype=torch.uint8)
+        passed = torch.empty(b.shape, dtype=torch.bool)
+        counted = passed.view(torch.uint8)               # uint8 + bool is a slow path
+        for j in range(thresholds.shape[0]):
+            torch.gt(absb, thresholds[j, lo:hi].unsqueeze(-1), out=passed)
+            codes.add_(counted)
+        torch.signbit(b, out=passed)
+        if any_special:
+            passed.masked_fill_(special_rows[lo:hi], False)
+        return codes.add_(counted, alpha=1 << (f.bits - 1))         # magnitudes < 8
+
+    packed = _packed_codes(flat, f.bits, code)
     scodes = torch.where(special, 0x7F, sidx).to(torch.uint8)
-    return scodes, codes, (s_t if fmt.tensor_scale else None)
+    return scodes.view(lead), packed, (s_t if fmt.tensor_scale else None)

@@ -38,7 +38,7 @@ def _check_bits(bits: int) -> None:
         raise ValueError(f"codes are packed at 4, 6 or 8 bits, not {bits!r}")
 
 
-def pack_codes(codes, bits: int):
+def pack_codes(codes, bits: int, *, out=None):
     """Pack unsigned codes (any shape, each < 2**bits) into a flat uint8 tensor.
 
     Parameters
@@ -46,16 +46,20 @@ def pack_codes(codes, bits: int):
     codes : torch.Tensor
         uint8 codes; flattened in row-major order.
     bits : {4, 6, 8}
+    out : torch.Tensor, optional
+        A contiguous 1-D uint8 tensor of ``packed_nbytes(codes.numel(), bits)`` bytes to
+        write into (a slice of a larger buffer, say); a fresh tensor if omitted.
 
     Returns
     -------
     torch.Tensor
-        uint8, ``packed_nbytes(codes.numel(), bits)`` bytes (a fresh tensor).
+        uint8, ``packed_nbytes(codes.numel(), bits)`` bytes (``out`` when given).
 
     Raises
     ------
     ValueError
-        For another width, or a code that does not fit in ``bits``.
+        For another width, a code that does not fit in ``bits``, or an ``out`` of the wrong
+        size or dtype.
     """
     import torch
 
@@ -63,18 +67,29 @@ def pack_codes(codes, bits: int):
     c = codes.reshape(-1).to(torch.uint8)
     if c.numel() and int(c.max()) >= 1 << bits:
         raise ValueError(f"a code {int(c.max())} does not fit in {bits} bits")
+    need = packed_nbytes(c.numel(), bits)
+    if out is None:
+        out = torch.empty(need, dtype=torch.uint8)
+    elif (out.dtype != torch.uint8 or out.dim() != 1 or out.numel() != need
+          or not out.is_contiguous()):
+        raise ValueError(f"out must be a contiguous 1-D uint8 tensor of {need} bytes, got "
+                         f"{out.dtype} of shape {tuple(out.shape)}")
     if bits == 8:
-        return c.clone()
+        return out.copy_(c)
     group = 2 if bits == 4 else 4
     pad = (-c.numel()) % group
     if pad:
         c = torch.cat([c, c.new_zeros(pad)])
-    if bits == 4:
+    if bits == 4:                    # codes < 16 (checked): low + 16 * high cannot wrap
         c = c.view(-1, 2)
-        return c[:, 0] | (c[:, 1] << 4)
-    w = c.view(-1, 4).to(torch.int32)
-    word = w[:, 0] | (w[:, 1] << 6) | (w[:, 2] << 12) | (w[:, 3] << 18)
-    return torch.stack([word & 0xFF, (word >> 8) & 0xFF, word >> 16], 1).to(torch.uint8).view(-1)
+        return torch.add(c[:, 0], c[:, 1], alpha=16, out=out)
+    c, out = c.view(-1, 4), out.view(-1, 3)
+    # uint8 shifts drop the bits that leave the byte: each byte is two codes' pieces
+    for j, (lo, lo_shift, hi, hi_shift) in enumerate(((0, 0, 1, 6), (1, 2, 2, 4),
+                                                      (2, 4, 3, 2))):
+        torch.bitwise_right_shift(c[:, lo], lo_shift, out=out[:, j])
+        out[:, j].bitwise_or_(torch.bitwise_left_shift(c[:, hi], hi_shift))
+    return out.view(-1)
 
 
 def unpack_codes(packed, bits: int, count: int):
