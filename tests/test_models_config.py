@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import types
-import warnings
 
 import numfmt
 import numpy as np
@@ -70,21 +69,18 @@ def test_out_of_range_hyperparameters_are_refused(field, value):
         TrainConfig(**{field: value})
 
 
-def test_module_models_train_is_a_module_and_models_train_stays_callable():
-    # The deprecated alias module: importing it gives the module (not the function), and the
-    # package attribute it replaces stays callable as the training function.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import models.train as m
-    assert isinstance(m, types.ModuleType)
-    assert m.TrainConfig is models.TrainConfig and m.Trainer is models.Trainer
-    assert callable(models.train)
-    training = importlib.import_module("models.training")
-    assert isinstance(training, types.ModuleType)
-    assert training.train.__module__ == "models.training"
+def test_models_train_is_the_training_function_and_the_old_module_is_gone():
+    # The deprecated alias module models/train.py is removed (nothing imports it): the package
+    # attribute is the training function, and the trainer's names come from the package.
+    assert callable(models.train) and not isinstance(models.train, types.ModuleType)
+    assert models.train is importlib.import_module("models.training").train
+    from models import TrainConfig as C, Trainer as T
+    assert C is TrainConfig and T.__module__ == "models.training"
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("models.train")
 
 
-def test_the_alias_module_called_trains_as_the_function_does():
+def test_models_train_is_seeded_and_reproducible():
     from models.data import Split
 
     g = torch.Generator().manual_seed(0)
@@ -92,10 +88,8 @@ def test_the_alias_module_called_trains_as_the_function_does():
     labels = torch.randint(0, 10, (40,), generator=g)
     split = Split(imgs[:20], labels[:20], imgs[20:30], labels[20:30], imgs[30:], labels[30:],
                   torch.arange(20), torch.arange(20, 30), 0, "synthetic")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import models.train as m
     cfg = TrainConfig(epochs=2, lr=0.1, batch_size=8)
-    got, _ = m(split, cfg)
-    want, _ = importlib.import_module("models.training").train(split, cfg)
+    got, _ = models.train(split, cfg)
+    want, _ = models.train(split, cfg)
+    assert not torch.equal(got.linear.weight, torch.zeros_like(got.linear.weight))  # it trained
     assert torch.equal(got.linear.weight, want.linear.weight)
