@@ -4,7 +4,8 @@ Modules: `models.data` (loading and validating the IDX files, the seeded split),
 `models.softmax_regression` (the model), `models.config` (`TrainConfig`, `Precision`: formats,
 master weights, loss scaling), `models.training` (the fast seeded SGD trainer, early stopping;
 its `train` function is `models.train`), `models.history` (what a run records),
-`models.evaluation` (the model under every `numfmt` format and `quant` encoding), `models.checkpoint` (validated checkpoints and the cached
+`models.evaluation` (the model under every `numfmt` format, `quant` encoding and block
+format), `models.checkpoint` (validated checkpoints and the cached
 FP32 reference), `models.sweeps` and `models.plots` (learning-rate / epoch / format sweeps and
 their figures). Command line: ``python -m models train|evaluate|sweep-lr|sweep-epochs``.
 """

@@ -124,8 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", parents=[common], help="evaluate the FP32 model per format",
                        description="Load (or train and cache) the FP32 reference model and "
-                       "evaluate it on the test set under every number format and int8 "
-                       "encoding.")
+                       "evaluate it on the test set under every number format, int8 "
+                       "encoding and block-scaled format (MX, NVFP4: weights blocked along "
+                       "the input features; '<format>_w_x' block-rounds the inputs too); "
+                       "writes formats.png and bits_accuracy.png (accuracy against bits per "
+                       "weight) to --out.")
     e.add_argument("--checkpoint", type=Path, default=ckpt.DEFAULT_CHECKPOINT,
                    help="cached FP32 model (%(default)s); trained if absent")
     e.add_argument("--retrain", action="store_true", help="retrain even if the checkpoint exists")

@@ -23,7 +23,7 @@ from models.history import History
 __all__ = ["save", "plot_history", "plot_format_results", "plot_lr_sweep", "plot_epoch_sweep",
            "plot_precision_runs", "bits_accuracy_points", "plot_bits_accuracy"]
 
-_FLOAT_COLOR, _ENCODING_COLOR = "#4c72b0", "#dd8452"
+_FLOAT_COLOR, _ENCODING_COLOR, _BLOCK_COLOR = "#4c72b0", "#dd8452", "#55a868"
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -92,16 +92,18 @@ def plot_history(history: History, out_dir: str | os.PathLike,
 
 
 def _format_colors(names: Sequence[str]) -> list[str]:
-    return [_ENCODING_COLOR if n in ENCODINGS else _FLOAT_COLOR for n in names]
+    return [_ENCODING_COLOR if n in ENCODINGS else _BLOCK_COLOR if n in BLOCK_TARGETS
+            else _FLOAT_COLOR for n in names]
 
 
 def _kind_legend(ax) -> None:
-    """The legend of the two bar colours (float formats, int8 encodings)."""
+    """The legend of the bar colours (float formats, int8 encodings, block formats)."""
     from matplotlib.patches import Patch
 
     ax.legend(handles=[Patch(color=_FLOAT_COLOR, label="float format (numfmt)"),
-                       Patch(color=_ENCODING_COLOR, label="int8 encoding (quant)")],
-              loc="upper right", ncols=2, fontsize=8, framealpha=0.95)
+                       Patch(color=_ENCODING_COLOR, label="int8 encoding (quant)"),
+                       Patch(color=_BLOCK_COLOR, label="block format (MX, NVFP4)")],
+              loc="upper right", ncols=3, fontsize=8, framealpha=0.95)
 
 
 def _accuracy_panel(ax, results: Sequence[FormatResult], xs: list[int]) -> None:
@@ -309,7 +311,6 @@ def plot_precision_runs(runs: Sequence[PrecisionRun], out_dir: str | os.PathLike
 
 
 # ---- accuracy against bits per weight ----------------------------------------------------------
-_BLOCK_COLOR = "#55a868"
 _LABEL_PT = 9.0  # vertical pitch of the stacked point labels, in points
 
 

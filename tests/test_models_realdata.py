@@ -52,12 +52,16 @@ def test_short_training_run_and_formats(split):
     assert not hist.diverged and hist.final.val_accuracy > 0.79
     results = {r.format: r for r in evaluate_all(
         model, split.test_images, split.test_labels,
-        ["fp64", "fp32", "tf32", "bf16", "scaled_int8_per_channel"])}
+        ["fp64", "fp32", "tf32", "bf16", "scaled_int8_per_channel", "mxint8", "mxfp8_e4m3"])}
     assert results["fp32"].accuracy >= 0.80  # 2 epochs; tuned training reaches >= 0.84
     for name in ("fp32", "tf32"):
         assert results[name].agreement_fp64 >= 0.999, name
     assert abs(results["scaled_int8_per_channel"].accuracy - results["fp32"].accuracy) <= 0.005
     assert abs(results["bf16"].accuracy - results["fp32"].accuracy) <= 0.01
+    # MXINT8 keeps ~int8 per-block precision (7 bits below a per-32 power-of-two scale), as
+    # per-channel int8 does; MXFP8 E4M3 (3 mantissa bits) within bf16's margin
+    assert abs(results["mxint8"].accuracy - results["fp32"].accuracy) <= 0.005
+    assert abs(results["mxfp8_e4m3"].accuracy - results["fp32"].accuracy) <= 0.01
     # No logit of a trained model comes near FP32's exp bound (88.72): nothing overflows.
     assert results["fp32"].naive_softmax_overflow_share == 0.0
 
@@ -66,16 +70,19 @@ def test_cli_evaluate_writes_the_json_contract(tmp_path, capsys, data):
     from models.__main__ import main
 
     out_json = tmp_path / "r.json"
-    rc = main(["evaluate", "--epochs", "1", "--formats", "fp32,scaled_int8_per_tensor",
+    rc = main(["evaluate", "--epochs", "1", "--formats",
+               "fp32,scaled_int8_per_tensor, MXFP4_E2M1,nvfp4_w_x",
                "--checkpoint", str(tmp_path / "ck.pt"), "--out", str(tmp_path / "out"),
                "--json", str(out_json), "--quiet"])
     assert rc == 0
     records = json.loads(out_json.read_text())
-    assert [r["format"] for r in records] == ["fp32", "scaled_int8_per_tensor"]
+    assert [r["format"] for r in records] == ["fp32", "scaled_int8_per_tensor", "mxfp4_e2m1",
+                                              "nvfp4_w_x"]
     assert all(tuple(r) == RESULT_KEYS for r in records)
     text = capsys.readouterr().out
     assert "| format" in text and str(out_json) in text
-    assert all((tmp_path / "out" / f"formats.{ext}").is_file() for ext in ("png", "svg"))
+    assert all((tmp_path / "out" / f"{stem}.{ext}").is_file() for ext in ("png", "svg")
+               for stem in ("formats", "bits_accuracy"))
     # the cached FP32 model is a valid checkpoint of the reference config with 1 epoch
     from dataclasses import replace
 
