@@ -159,7 +159,8 @@ def train(a: argparse.Namespace) -> int:
 def evaluate(a: argparse.Namespace) -> int:
     """``evaluate``: the cached FP32 reference model under every format, encoding and block
     format; the per-format figure and accuracy against bits per weight."""
-    from models.plots import plot_bits_accuracy, plot_format_results
+    from models.bits_plot import plot_bits_accuracy
+    from models.plots import plot_format_results
 
     log = Progress(a.quiet)
     cfg = _config(ckpt.REFERENCE_CONFIG, a)

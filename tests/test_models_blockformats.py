@@ -17,6 +17,7 @@ from numfmt.blocks import block_format_names, get_block_format
 
 from matplotlib.text import Text
 
+import models.bits_plot as bits_plot
 import models.plots as plots
 from models.cli import build_parser, check_arguments
 from models.evaluation import (BLOCK_TARGETS, FormatResult, default_targets, evaluate_all,
@@ -155,11 +156,11 @@ def test_bits_accuracy_points_and_labels_do_not_collide(monkeypatch, tmp_path):
             "fp8_e5m2fnuz": 8, "fp4_e2m1fn": 4, "scaled_int8_per_tensor": 8.004,
             "scaled_int8_per_channel": 8.04, "log_int8": 8.002}
     bits.update({n: 4.3 if "fp4" in n else 6.4 if "fp6" in n else 8.4 for n in BLOCK_TARGETS})
-    pts = plots.bits_accuracy_points(results, bits)
+    pts = bits_plot.bits_accuracy_points(results, bits)
     assert pts == [(r.format, float(bits[r.format]), r.accuracy) for r in results]
     with pytest.raises(ValueError, match="no positive bits per weight for 'fp16'"):
-        plots.bits_accuracy_points(results, {k: v for k, v in bits.items() if k != "fp16"})
-    plots.plot_bits_accuracy(results, bits, tmp_path)
+        bits_plot.bits_accuracy_points(results, {k: v for k, v in bits.items() if k != "fp16"})
+    bits_plot.plot_bits_accuracy(results, bits, tmp_path)
     (fig,) = figs
     drawn = sorted((float(l.get_xdata()[0]), float(l.get_ydata()[0]))
                    for ax in fig.axes for l in ax.lines)
