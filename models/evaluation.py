@@ -42,6 +42,7 @@ from typing import Any, Iterable
 import numfmt
 import torch
 
+from numfmt.blocks import block_format_names
 from numfmt.informat import cross_entropy_in_format, exp_in_format, softmax_in_format
 from numfmt.softmax import check_accumulation
 
@@ -130,7 +131,13 @@ def target_name(fmt: Any) -> str:
         return enc
     if blk is not None:
         return blk[0] + (INPUTS_SUFFIX if blk[1] else "")
-    f = numfmt.get(fmt)
+    try:
+        f = numfmt.get(fmt)
+    except ValueError as exc:
+        # numfmt lists its own formats; the targets evaluate adds are named here
+        raise ValueError(f"{exc}; also the encodings {', '.join(ENCODINGS)} and the block "
+                         f"formats {', '.join(block_format_names())} (each also as "
+                         f"<name>{INPUTS_SUFFIX}: the inputs block-rounded too)") from None
     if not f.is_float:
         raise ValueError(f"{f.name} is an integer format: evaluate it through an encoding with "
                          f"a scale, one of {', '.join(ENCODINGS)}")

@@ -123,7 +123,8 @@ def test_block_targets_are_in_the_defaults_and_names_are_normalised():
     assert target_name(" MXFP4_E2M1 ") == "mxfp4_e2m1"
     assert target_name("NvFp4_W_X") == "nvfp4_w_x"
     for bad in ("mxfp5", "mxfp4_e2m1_w", "mxfp4_e2m1_x_w"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=f"unknown number format '{bad}'.*mxfp4_e2m1, "
+                                             "mxint8.*<name>_w_x"):
             target_name(bad)
     a = build_parser().parse_args(["evaluate", "--formats", " MXINT8 ,nvfp4_No_Tensor_Scale_w_x,fp16"])
     check_arguments(a)
