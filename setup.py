@@ -44,6 +44,7 @@ def _extension(name: str, source: str) -> Extension:
 
 setup(
     ext_modules=[_extension("quant.native._native", "quant/native/_native.c"),
-                 _extension("quant.native._int8_head", "quant/native/int8_head.c")],
+                 _extension("quant.native._int8_head", "quant/native/int8_head.c"),
+                 _extension("numfmt._native", "numfmt/_native.c")],
     cmdclass={"build_ext": BuildExtOpenMPOrNot},
 )

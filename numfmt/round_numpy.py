@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from numfmt import native
 from numfmt.exact import round_exact
 from numfmt.format import Format
 from numfmt.overflow import RangeOverflowError
@@ -90,6 +91,23 @@ def round_rational(q: Fraction, fmt: Format, rule: Overflow,
     return fmt.as_number(fmt.max_exact if r > 0 else fmt.lowest_exact)
 
 
+def _round_native(a: np.ndarray, fmt: Format, rule: Overflow, mode: str, seed: int | None,
+                  start: int, out_fmt: Format) -> np.ndarray | None:
+    """The compiled loop's rounding (`numfmt.native`) of a float32/float64 array, or None where
+    it does not apply (or met an error the Python path raises: it runs again)."""
+    if not (native.available() and a.dtype in (np.float32, np.float64)
+            and out_fmt.numpy_dtype == a.dtype and native.supports(fmt)):
+        return None
+    src = np.asarray(a)
+    if not (src.flags.c_contiguous and src.dtype.isnative):
+        src = src.astype(src.dtype.newbyteorder("="), order="C")
+    out = np.empty(src.shape, dtype=src.dtype)
+    if native.round_buffer(src.ctypes.data, out.ctypes.data, src.size, src.itemsize, fmt, rule,
+                           mode, seed, start):
+        return out
+    return None
+
+
 def round_array(a: np.ndarray, fmt: Format, rule: Overflow,
                 mode: str = "nearest_even", seed: int | None = None,
                 start: int = 0) -> np.ndarray:
@@ -119,6 +137,9 @@ def round_array(a: np.ndarray, fmt: Format, rule: Overflow,
     out_fmt = get(container_name(src, a.dtype.kind in "iu", fmt))
     if src is not None and not src.is_float and holds(fmt, src):
         return a.astype(out_fmt.numpy_dtype)        # an integer format holding every input
+    compiled = _round_native(a, fmt, rule, mode, seed, start, out_fmt)
+    if compiled is not None:
+        return compiled
     beyond = beyond_float64(a)
     x = a.astype(np.float64)
     if beyond is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from numfmt import native
 from numfmt.format import Format
 from numfmt.modes import STOCHASTIC, round_scaled
 from numfmt.rangerule import (Overflow, apply_overflow, bottom_of_range, check_nan,
@@ -152,6 +153,22 @@ def _fast_torch(t, fmt: Format, rule: Overflow, mode: str, seed: int | None):
     return None
 
 
+def _round_native(t, fmt: Format, rule: Overflow, mode: str, seed: int | None, out_dtype):
+    """The compiled loop's rounding (`numfmt.native`) of a CPU float32/float64 tensor, or None
+    where it does not apply (or met an error the Python paths raise: they run again)."""
+    import torch
+
+    if not (native.available() and t.device.type == "cpu" and out_dtype == t.dtype
+            and t.dtype in (torch.float32, torch.float64) and native.supports(fmt)):
+        return None
+    src = t.contiguous()
+    out = torch.empty(src.shape, dtype=src.dtype)
+    if native.round_buffer(src.data_ptr(), out.data_ptr(), src.numel(), src.element_size(),
+                           fmt, rule, mode, seed):
+        return out
+    return None
+
+
 def round_tensor(t, fmt: Format, rule: Overflow, mode: str = "nearest_even",
                  seed: int | None = None):
     """A tensor rounded into the format (the torch path of `round_to`).
@@ -187,6 +204,9 @@ def round_tensor(t, fmt: Format, rule: Overflow, mode: str = "nearest_even",
         # float64 would round these first: the numpy path rounds them exactly, once
         r = round_array(t.cpu().numpy(), fmt, rule, mode, seed)
         return torch.from_numpy(r).to(device=t.device, dtype=out_dtype)
+    compiled = _round_native(t, fmt, rule, mode, seed, out_dtype)
+    if compiled is not None:
+        return compiled
     fast = _fast_torch(t, fmt, rule, mode, seed)
     if fast is not None:
         return fast

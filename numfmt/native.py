@@ -1,0 +1,135 @@
+"""The optional compiled loop of `numfmt.round_to` (`numfmt._native`) and when it is used.
+
+The extension is built by ``pip install`` / ``setup.py build_ext`` where a C compiler exists.
+It rounds contiguous CPU float32 / float64 values into a float target that float32 holds and
+that has fraction bits and a zero (fp32, TF32, bf16, fp16, every FP8 but E8M0, FP6, FP4, the
+P3109 formats with p >= 2), in every rounding mode and under every overflow rule, with
+exactly the results of the numpy / torch paths (the tests compare them bit for bit; the
+Python paths stay the reference and the fallback). Set ``NUMFMT_NATIVE=0`` in the environment
+to force the Python paths; `available()` says whether the loop is used.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Any
+
+from numfmt.format import Format
+from numfmt.rangerule import float64_range, holds
+from numfmt.registry import get
+
+try:
+    from numfmt import _native
+except ImportError:                     # no compiler at install time: the Python paths only
+    _native = None
+
+__all__ = ["available", "supports", "round_buffer", "MODES", "RULES"]
+
+MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic")
+"""The modes in the order numfmt/_native.c numbers them."""
+RULES = ("inf", "nan", "saturate", "raise")
+"""The overflow rules in the order numfmt/_native.c numbers them."""
+
+_FLAG_OVERFLOW, _FLAG_NAN = 1, 2
+
+
+def available() -> bool:
+    """Whether the compiled loop is built and not disabled by ``NUMFMT_NATIVE=0``.
+
+    Returns
+    -------
+    bool
+    """
+    return _native is not None and os.environ.get("NUMFMT_NATIVE", "1") != "0"
+
+
+@functools.lru_cache(maxsize=None)
+def supports(fmt: Format) -> bool:
+    """Whether the compiled loop can describe the float target ``fmt``.
+
+    Parameters
+    ----------
+    fmt : Format
+
+    Returns
+    -------
+    bool
+        True for float formats with at least one fraction bit, a zero, and every value a
+        float32 (so that a float32 input's result is float32 and the grid spacing is a normal
+        float64). Formats without fraction bits (E8M0) and integers use the Python paths.
+    """
+    return (fmt.is_float and fmt.mantissa_bits >= 1 and fmt.has_zero
+            and holds(get("fp32"), fmt))
+
+
+def _shares_torch_openmp() -> bool:
+    """Whether torch is loaded and the extension's OpenMP runtime is torch's own."""
+    lib = _native.openmp_library() if _native is not None else None
+    torch = sys.modules.get("torch")
+    if not lib or torch is None:
+        return False
+    root = os.path.dirname(os.path.dirname(os.path.realpath(torch.__file__)))
+    real = os.path.realpath(lib)
+    return any(real.startswith(os.path.join(root, d) + os.sep) for d in ("torch", "torch.libs"))
+
+
+@functools.lru_cache(maxsize=None)
+def _params(fmt: Format) -> tuple:
+    lo, hi = float64_range(fmt)
+    return (fmt.mantissa_bits, fmt.emin, int(fmt.signed), int(fmt.has_inf), int(fmt.has_nan),
+            int(fmt.has_negative_zero), hi, lo)
+
+
+def round_buffer(x_ptr: int, out_ptr: int, n: int, itemsize: int, fmt: Format, rule: str,
+                 mode: str, seed: int | None, start: int = 0) -> bool:
+    """Round ``n`` contiguous CPU floats at ``x_ptr`` into ``fmt``, writing them at ``out_ptr``.
+
+    Parameters
+    ----------
+    x_ptr, out_ptr : int
+        Addresses of ``n`` contiguous float32 (``itemsize`` 4) or float64 (8) values; the
+        caller keeps both buffers alive and sized.
+    n, itemsize : int
+    fmt : Format
+        A format `supports` accepts.
+    rule : {"inf", "nan", "saturate", "raise"}
+    mode : str
+        One of `MODES`.
+    seed : int or None
+        The stochastic mode's seed (`numfmt.stochastic`); element j draws the uniform of flat
+        index ``start + j``.
+    start : int
+
+    Returns
+    -------
+    bool
+        True when the output is complete; False when an element overflowed under "raise" or
+        a NaN met a format without NaN: the caller then runs the Python path, which raises.
+    """
+    params = _params(fmt)
+    seed64 = 0 if seed is None else int(seed) & ((1 << 64) - 1)
+    args = (*params[:6], MODES.index(mode), RULES.index(rule), *params[6:], seed64)
+    if _shares_torch_openmp() or "torch" not in sys.modules:
+        threads = _threads()
+        flags = _native.round_float(x_ptr, out_ptr, n, itemsize, *args, start, threads)
+        return flags == 0
+    from numfmt.threads import run_chunks      # another OpenMP runtime: split on Python threads
+
+    found = [0]
+
+    def job(lo: int, hi: int) -> None:
+        found[0] |= _native.round_float(x_ptr + lo * itemsize, out_ptr + lo * itemsize, hi - lo,
+                                        itemsize, *args, start + lo, 1)
+
+    run_chunks(job, n, chunk=1 << 18)
+    return found[0] == 0
+
+
+def _threads() -> int:
+    torch: Any = sys.modules.get("torch")
+    if torch is not None:
+        return max(1, int(torch.get_num_threads()))
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else (os.cpu_count() or 1))
