@@ -136,6 +136,9 @@ def test_weight_bits_of_the_other_encodings(model_and_images):
     assert weight_bits(m, "fp16") == 16 and weight_bits(m, "tf32") == 32
     assert weight_bits(m, "scaled_int8_per_tensor") == 8 + 32 / 7840   # one FP32 scale
     assert weight_bits(m, "scaled_int8_per_channel") == 8 + 10 * 32 / 7840
+    assert weight_bits(m, "log_int8") == 8 + 2 * 8 / 7840            # offset + frac bits
+    # int8 codes, an int32 multiplier and a one-byte shift per class (the bias excluded)
+    assert weight_bits(m, "integer_only") == 8 + 10 * (4 + 1) * 8 / 7840
     with pytest.raises(ValueError, match="integer format"):
         weight_bits(m, "int8")
 
