@@ -162,3 +162,28 @@ def test_chunk_boundaries_and_other_axes(name, monkeypatch):
         e = block_encode(x, name, axis=axis)
         assert torch.equal(b.scale_codes, e.scale_codes)
         assert torch.equal(b.element_codes, e.element_codes)
+
+
+@pytest.mark.parametrize("bits", [4, 6, 8])
+def test_pack_codes_into_a_slice(bits):
+    from quant.blockscaled import pack_codes, packed_nbytes
+
+    codes = torch.randint(0, 2**bits, (64,), generator=torch.Generator().manual_seed(bits),
+                          dtype=torch.uint8)
+    buf = torch.full((packed_nbytes(64, bits) + 6,), 0xAA, dtype=torch.uint8)
+    got = pack_codes(codes, bits, out=buf[3:-3])
+    assert got.data_ptr() == buf[3:].data_ptr()
+    assert torch.equal(buf[3:-3], pack_codes(codes, bits))
+    assert buf[:3].tolist() == [0xAA] * 3 and buf[-3:].tolist() == [0xAA] * 3
+    with pytest.raises(ValueError, match="out must be a contiguous 1-D uint8"):
+        pack_codes(codes, bits, out=buf[:5])
+    with pytest.raises(ValueError, match="out must be a contiguous 1-D uint8"):
+        pack_codes(codes, bits, out=torch.empty(packed_nbytes(64, bits), dtype=torch.int32))
+
+
+def test_power_of_two_f32_both_ways():
+    for ks in ([-126, 0, 127, 5], [-149, -127, 0, 127]):      # bit pattern, float64 route
+        k = torch.tensor(ks, dtype=torch.int32)
+        got = fast._power_of_two_f32(k)
+        assert got.dtype == torch.float32
+        assert got.double().tolist() == [2.0 ** v for v in ks]

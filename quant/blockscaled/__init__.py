@@ -1,7 +1,7 @@
 """quant.blockscaled: block-scaled encodings (OCP MX, NVFP4) at tensor speed, with exact arithmetic.
 
 * `BlockScaled` (encoding): encode / decode / packed storage, bit-identical to the exact
-  reference `numfmt.block_codec` (float32 bit-manipulation passes for MX formats).
+  reference `numfmt.block_codec` (chunked float32 pipelines for MX and NVFP4).
 * `pack_codes` / `unpack_codes` (packing): 4-bit codes two per byte, 6-bit four per 3 bytes.
 * `block_matmul_exact`, `block_dot_exact`, `block_accumulator_bound`,
   `fp32_accumulation_error` (arithmetic): the exact product of two block-scaled operands, the

@@ -1,8 +1,8 @@
 """`BlockScaled`: a tensor held in a block-scaled format (MX, NVFP4), packed, beside ScaledInt8.
 
 The codes are those of the exact reference `numfmt.block_codec.block_encode` (bit for bit:
-float32 / float16 / bf16 inputs to MX formats take the float32 bit-manipulation passes of
-`quant.blockscaled.fast`, everything else the reference itself). Storage is packed: 4-bit
+float32 / float16 / bf16 CPU inputs with nearest-even elements and saturation take the chunked
+float32 pipelines of `quant.blockscaled.fast`, everything else the reference itself). Storage is packed: 4-bit
 elements two per byte, 6-bit elements four per three bytes, one byte per scale, and NVFP4's
 FP32 tensor scale (`quant.blockscaled.packing`).
 """
@@ -12,15 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from numfmt.block_checks import check_axis, check_input, check_overflow, check_rule
 from numfmt.block_codec import BlockEncoded, block_decode, block_encode
-from numfmt.blocks import E8M0, BlockFormat, get_block_format
-from numfmt.registry import get
+from numfmt.blocks import BlockFormat, get_block_format
 
 from ..metrics import DecodeErrorMetrics
-from .fast import encode_mx_float32, encode_nvfp4_float32
+from .fast import decode_float32, encode_mx_float32, encode_nvfp4_float32
 from .packing import pack_codes, packed_nbytes, unpack_codes
 
 __all__ = ["BlockScaled"]
@@ -174,47 +171,8 @@ class BlockScaled(DecodeErrorMetrics):
         out = dtype or (torch.float64 if self.dtype == torch.float64 else torch.float32)
         if out != torch.float32 or self.scale_codes.device.type != "cpu":
             return block_decode(self.to_encoded(), out)
-        scale = _scale_values_f32(self.format, self.scale_codes)
-        v = _element_values_f32(self.format, self.packed, scale.numel()).view(
-            *scale.shape, self.format.block_size)
-        # element * block scale is exact in float32 (few bits each) but where it falls into
-        # float32's subnormals, where it is rounded once; the tensor scale is then one rounding
-        # of the exact product, as in the float64 reference
-        v.mul_(scale.unsqueeze(-1))
-        if self.tensor_scale is not None:
-            v.mul_(self.tensor_scale)
+        v = decode_float32(self.format, self.packed, self.scale_codes, self.tensor_scale)
+        v = v.view(*self.scale_codes.shape, self.format.block_size)
         v = v.reshape(*v.shape[:-2], -1)[..., :self.shape[self.axis]]
         return v.movedim(-1, self.axis).contiguous()
 
-
-def _scale_values_f32(fmt: BlockFormat, codes):
-    """The block scales of uint8 scale codes as float32 (exact: E8M0's 2**-127 is a float32
-    subnormal; NaN for the NaN code), shape of ``codes``."""
-    import torch
-
-    if fmt.is_mx:
-        table = np.ldexp(1.0, np.arange(256) - E8M0.bias)
-        table[E8M0.nan_code] = np.nan
-    else:
-        table = get(fmt.scale).decode(np.arange(256))
-    return torch.from_numpy(table.astype(np.float32)).index_select(
-        0, codes.reshape(-1).to(torch.int32)).view(codes.shape)
-
-
-def _element_values_f32(fmt: BlockFormat, packed, num_blocks: int):
-    """The element values of ``num_blocks`` blocks of packed codes, float32, flat (a fresh
-    tensor: exact, every element value has a few bits)."""
-    import torch
-
-    f = fmt.element_format
-    n = num_blocks * fmt.block_size
-    values = np.ldexp(f.decode(np.arange(2**f.bits)), fmt.element_shift).astype(np.float32)
-    if f.bits == 8 and f.is_float and f.name == "fp8_e5m2":
-        # torch's E5M2 -> float32 cast is exact (inf and NaN included) and fast
-        return packed[:n].view(f.torch_dtype).to(torch.float32)
-    if f.bits == 4:                  # one lookup per byte: (low nibble, high nibble) values
-        pairs = torch.from_numpy(np.stack([np.tile(values, 16), np.repeat(values, 16)], 1))
-        index = packed[:n // 2].to(torch.int32)
-        return pairs.index_select(0, index).view(-1)[:n]
-    codes = packed[:n] if f.bits == 8 else unpack_codes(packed, f.bits, n)
-    return torch.from_numpy(values).index_select(0, codes.to(torch.int32))

@@ -32,11 +32,11 @@ from numfmt import block_rules
 from numfmt.block_checks import to_blocks
 from numfmt.blocks import E8M0, BlockFormat
 from numfmt.registry import get
-from numfmt.threads import run_chunks
+from numfmt.threads import INLINE_CHUNK, run_chunks
 
-from .packing import pack_codes, packed_nbytes
+from .packing import pack_codes, packed_nbytes, unpack_codes
 
-__all__ = ["encode_mx_float32", "encode_nvfp4_float32", "FAST_DTYPES"]
+__all__ = ["encode_mx_float32", "encode_nvfp4_float32", "decode_float32", "FAST_DTYPES"]
 
 FAST_DTYPES = ("float16", "bfloat16", "float32")
 
@@ -60,19 +60,28 @@ def _flat_blocks(x, axis: int, block_size: int):
 
 
 def _per_chunk(job, flat) -> None:
-    """``job(lo, hi)`` over block ranges of ``flat`` of about `CHUNK_ELEMENTS` values."""
-    run_chunks(job, flat.shape[0], chunk=max(1, CHUNK_ELEMENTS // flat.shape[1]))
+    """``job(lo, hi)`` over block ranges of ``flat`` of about `CHUNK_ELEMENTS` values, and
+    fewer blocks than torch's parallel grain (the per-block ops then run inline)."""
+    blocks = min(INLINE_CHUNK, max(1, CHUNK_ELEMENTS // flat.shape[1]))
+    run_chunks(job, flat.shape[0], chunk=blocks)
+
+
+def _chunk_amax(b):
+    """float32 block maxima of |x| of blocks ``b`` ``(k, block_size)``: two reductions, no |x|
+    temporary (NaN propagates through amax, amin and maximum)."""
+    import torch
+
+    return torch.maximum(b.amax(-1), b.amin(-1).neg_())
 
 
 def _block_amax(flat):
-    """float32 block maxima of |x| ``(num_blocks,)`` (NaN propagates through every op)."""
+    """`_chunk_amax` of every block ``(num_blocks,)``, chunk by chunk."""
     import torch
 
     amax = torch.empty(flat.shape[0], dtype=torch.float32)
 
     def job(lo, hi):
-        b = flat[lo:hi]
-        torch.maximum(b.amax(-1), b.amin(-1).neg_(), out=amax[lo:hi])
+        torch.maximum(flat[lo:hi].amax(-1), flat[lo:hi].amin(-1).neg_(), out=amax[lo:hi])
 
     _per_chunk(job, flat)
     return amax
@@ -167,9 +176,20 @@ def _round_int_codes(y, fmt: BlockFormat):
     return k.to(torch.int8).view(torch.uint8)
 
 
-def _mx_chunk_coder(fmt: BlockFormat, e, nan_block):
-    """``code(block_range, chunk) -> uint8 codes`` of one chunk of float32 blocks, and the
-    element shift of the scaled values (see the module text)."""
+def _power_of_two_f32(k):
+    """float32 ``2**k`` for integer exponents ``k`` in [-149, 127] (exact): the bit pattern
+    ``(k + 127) << 23`` when every ``k`` is a normal exponent, else through float64."""
+    import torch
+
+    if int(k.min()) >= -126 and int(k.max()) <= 127:
+        return (k.to(torch.int32) + 127).bitwise_left_shift_(23).view(torch.float32)
+    return torch.ldexp(torch.ones_like(k, dtype=torch.float64), k).to(torch.float32)
+
+
+def _mx_chunk_coder(fmt: BlockFormat, rule: str, scodes):
+    """``code(lo, hi, blocks, out)``: encodes blocks ``lo:hi`` (``blocks``, float32
+    ``(hi - lo, block_size)``), writing their scale codes into ``scodes[lo:hi]`` and their
+    packed element codes into ``out`` (see the module text)."""
     import torch
 
     f = fmt.element_format
@@ -180,40 +200,51 @@ def _mx_chunk_coder(fmt: BlockFormat, e, nan_block):
                else float(f.max_exact) * 2.0 ** shift)
     else:
         shift, lim = 0, None
-    inv = torch.ldexp(torch.ones_like(e, dtype=torch.float64), shift - e).to(torch.float32)
-    inv = inv.unsqueeze_(-1)
-    nan_rows = nan_block.unsqueeze(-1)
     table = _code_table(f) if f.is_float and f.bits == 4 else None
 
-    def code(lo: int, hi: int, b):
+    def scales(lo: int, hi: int, b):
+        e, nan_block = _scale_exponents(_chunk_amax(b), fmt, rule)
+        torch.add(e, E8M0.bias, out=scodes[lo:hi]).masked_fill_(nan_block, E8M0.nan_code)
+        nan_rows = nan_block.unsqueeze_(-1) if bool(nan_block.any()) else None
+        return _power_of_two_f32(shift - e).unsqueeze_(-1), nan_rows
+
+    def code(lo: int, hi: int, b, out) -> None:
+        inv, nan_rows = scales(lo, hi, b)
         if table is not None:
-            mag = b.abs().mul_(inv[lo:hi]).masked_fill_(nan_rows[lo:hi], 0.0)
-            negative = torch.signbit(b).masked_fill_(nan_rows[lo:hi], False)
-            return _float_codes(mag, negative, f, table)
-        y = torch.mul(b, inv[lo:hi])
+            mag = b.abs().mul_(inv)
+            negative = torch.signbit(b)
+            if nan_rows is not None:
+                mag.masked_fill_(nan_rows, 0.0)
+                negative.masked_fill_(nan_rows, False)
+            pack_codes(_float_codes(mag, negative, f, table), f.bits, out=out)
+            return
+        y = torch.mul(b, inv)
         if lim is not None:
             y.clamp_(-lim, lim)
-        y.masked_fill_(nan_rows[lo:hi], 0.0)
+        if nan_rows is not None:
+            y.masked_fill_(nan_rows, 0.0)
         if not f.is_float:
-            return _round_int_codes(y, fmt)
-        codes = y.to(via.torch_dtype).view(torch.uint8)
-        if f.bits == 6:              # the five magnitude bits kept, the sign from bit 7 to 5
+            out.view(b.shape).copy_(_round_int_codes(y, fmt))
+        elif f.bits == 8:            # the cast writes the codes in place
+            out.view(via.torch_dtype).view(b.shape).copy_(y)
+        else:                        # the five magnitude bits kept, the sign from bit 7 to 5
+            codes = y.to(via.torch_dtype).view(torch.uint8)
             sign = torch.bitwise_right_shift(codes, 2).bitwise_and_(0x20)
-            codes.bitwise_and_(0x1F).bitwise_or_(sign)
-        return codes
+            pack_codes(codes.bitwise_and_(0x1F).bitwise_or_(sign), f.bits, out=out)
 
     return code
 
 
 def _packed_codes(flat, bits: int, code):
-    """Packed element codes of every block: ``code(lo, hi, blocks)`` chunk by chunk."""
+    """Packed element codes of every block: ``code(lo, hi, blocks, out)`` chunk by chunk,
+    ``out`` the slice of the packed bytes that holds blocks ``lo:hi``."""
     import torch
 
     per_block = packed_nbytes(flat.shape[1], bits)          # whole bytes: 16 and 32 blocks
     packed = torch.empty(flat.shape[0] * per_block, dtype=torch.uint8)
 
     def job(lo, hi):
-        pack_codes(code(lo, hi, flat[lo:hi]), bits, out=packed[lo * per_block:hi * per_block])
+        code(lo, hi, flat[lo:hi], packed[lo * per_block:hi * per_block])
 
     _per_chunk(job, flat)
     return packed
@@ -242,9 +273,8 @@ def encode_mx_float32(x, fmt: BlockFormat, rule: str, axis: int):
     import torch
 
     flat, lead = _flat_blocks(x, axis, fmt.block_size)
-    e, nan_block = _scale_exponents(_block_amax(flat), fmt, rule)
-    packed = _packed_codes(flat, fmt.element_format.bits, _mx_chunk_coder(fmt, e, nan_block))
-    scodes = torch.where(nan_block, E8M0.nan_code, e + E8M0.bias).to(torch.uint8)
+    scodes = torch.empty(flat.shape[0], dtype=torch.uint8)
+    packed = _packed_codes(flat, fmt.element_format.bits, _mx_chunk_coder(fmt, rule, scodes))
     return scodes.view(lead), packed
 
 
@@ -300,7 +330,7 @@ def encode_nvfp4_float32(x, fmt: BlockFormat, axis: int):
     thresholds = torch.from_numpy(np.ascontiguousarray(table.T)).index_select(1, sidx)
     special_rows = special.unsqueeze(-1)
 
-    def code(lo: int, hi: int, b):
+    def code(lo: int, hi: int, b, out) -> None:
         absb = b.abs()
         codes = torch.zeros(b.shape, dtype=torch.uint8)
         passed = torch.empty(b.shape, dtype=torch.bool)
@@ -311,8 +341,70 @@ def encode_nvfp4_float32(x, fmt: BlockFormat, axis: int):
         torch.signbit(b, out=passed)
         if any_special:
             passed.masked_fill_(special_rows[lo:hi], False)
-        return codes.add_(counted, alpha=1 << (f.bits - 1))         # magnitudes < 8
+        pack_codes(codes.add_(counted, alpha=1 << (f.bits - 1)), f.bits, out=out)  # mags < 8
 
     packed = _packed_codes(flat, f.bits, code)
     scodes = torch.where(special, 0x7F, sidx).to(torch.uint8)
     return scodes.view(lead), packed, (s_t if fmt.tensor_scale else None)
+
+
+def _value_tables(fmt: BlockFormat):
+    """float32 tables of the element values (by code; for 4 bits by packed byte: the low and
+    the high nibble's values) and of the block scales (by scale code; NaN for the NaN code)."""
+    import torch
+
+    f = fmt.element_format
+    values = np.ldexp(f.decode(np.arange(2**f.bits)), fmt.element_shift).astype(np.float32)
+    if f.bits == 4:
+        values = np.stack([np.tile(values, 16), np.repeat(values, 16)], 1)
+    if fmt.is_mx:
+        scales = np.ldexp(1.0, np.arange(256) - E8M0.bias)
+        scales[E8M0.nan_code] = np.nan
+    else:
+        scales = get(fmt.scale).decode(np.arange(256))
+    return torch.from_numpy(values), torch.from_numpy(scales.astype(np.float32))
+
+
+def decode_float32(fmt: BlockFormat, packed, scale_codes, tensor_scale: float | None):
+    """float32 values ``(num_blocks, block_size)`` of packed element codes and scale codes.
+
+    Parameters
+    ----------
+    fmt : BlockFormat
+    packed : torch.Tensor
+        uint8, the codes of every block packed by `pack_codes`.
+    scale_codes : torch.Tensor
+        uint8 block scale codes (any shape; ``num_blocks`` of them).
+    tensor_scale : float or None
+        NVFP4's FP32 tensor scale.
+
+    Returns
+    -------
+    torch.Tensor
+        ``element * block scale`` (exact in float32 but where it falls into float32's
+        subnormals, where it is rounded once), times the tensor scale (one rounding of that
+        exact product): the float64 reference rounded once into float32.
+    """
+    import torch
+
+    f, size = fmt.element_format, fmt.block_size
+    values, scales = _value_tables(fmt)
+    codes_per_block, sc = packed_nbytes(size, f.bits), scale_codes.reshape(-1)
+    out = torch.empty((sc.numel(), size), dtype=torch.float32)
+    by_cast = f.name == "fp8_e5m2"   # torch's E5M2 -> float32 cast: exact (inf, NaN) and fast
+
+    def job(lo, hi):
+        o, p = out[lo:hi], packed[lo * codes_per_block:hi * codes_per_block]
+        if by_cast:
+            o.copy_(p.view(f.torch_dtype).view(o.shape))
+        elif f.bits == 4:
+            torch.index_select(values, 0, p.to(torch.int32), out=o.view(-1, 2))
+        else:
+            codes = p if f.bits == 8 else unpack_codes(p, f.bits, o.numel())
+            torch.index_select(values, 0, codes.to(torch.int32), out=o.view(-1))
+        o.mul_(scales.index_select(0, sc[lo:hi].to(torch.int32)).unsqueeze_(-1))
+        if tensor_scale is not None:
+            o.mul_(tensor_scale)
+
+    _per_chunk(job, out)
+    return out
