@@ -46,21 +46,25 @@ def available() -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def supports(fmt: Format) -> bool:
-    """Whether the compiled loop can describe the float target ``fmt``.
+def supports(fmt: Format, itemsize: int = 8) -> bool:
+    """Whether the compiled loop rounds inputs of ``itemsize`` bytes into the target ``fmt``.
 
     Parameters
     ----------
     fmt : Format
+    itemsize : {4, 8}
+        float32 or float64 input.
 
     Returns
     -------
     bool
         True for float formats with at least one fraction bit, a zero, and every value a
-        float32 (so that a float32 input's result is float32 and the grid spacing is a normal
-        float64). Formats without fraction bits (E8M0) and integers use the Python paths.
+        float32 (so that a float32 input's result is float32), with fewer fraction bits than
+        a float32 input has (fp32 from float32 is a copy). Formats without fraction bits
+        (E8M0) and integers use the Python paths.
     """
-    return (fmt.is_float and fmt.mantissa_bits >= 1 and fmt.has_zero
+    return (itemsize in (4, 8) and fmt.is_float and 1 <= fmt.mantissa_bits
+            and (itemsize == 8 or fmt.mantissa_bits < 23) and fmt.has_zero
             and holds(get("fp32"), fmt))
 
 
@@ -93,7 +97,7 @@ def round_buffer(x_ptr: int, out_ptr: int, n: int, itemsize: int, fmt: Format, r
         caller keeps both buffers alive and sized.
     n, itemsize : int
     fmt : Format
-        A format `supports` accepts.
+        A format `supports` accepts for ``itemsize``.
     rule : {"inf", "nan", "saturate", "raise"}
     mode : str
         One of `MODES`.

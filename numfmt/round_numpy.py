@@ -96,7 +96,7 @@ def _round_native(a: np.ndarray, fmt: Format, rule: Overflow, mode: str, seed: i
     """The compiled loop's rounding (`numfmt.native`) of a float32/float64 array, or None where
     it does not apply (or met an error the Python path raises: it runs again)."""
     if not (native.available() and a.dtype in (np.float32, np.float64)
-            and out_fmt.numpy_dtype == a.dtype and native.supports(fmt)):
+            and out_fmt.numpy_dtype == a.dtype and native.supports(fmt, a.itemsize)):
         return None
     src = np.asarray(a)
     if not (src.flags.c_contiguous and src.dtype.isnative):

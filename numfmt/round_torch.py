@@ -159,7 +159,8 @@ def _round_native(t, fmt: Format, rule: Overflow, mode: str, seed: int | None, o
     import torch
 
     if not (native.available() and t.device.type == "cpu" and out_dtype == t.dtype
-            and t.dtype in (torch.float32, torch.float64) and native.supports(fmt)):
+            and t.dtype in (torch.float32, torch.float64)
+            and native.supports(fmt, t.element_size())):
         return None
     src = t.contiguous()
     out = torch.empty(src.shape, dtype=src.dtype)
