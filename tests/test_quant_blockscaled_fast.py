@@ -149,7 +149,8 @@ def test_strict_thresholds_against_fractions():
                 assert not passes(Fraction(float(tj))) and passes(Fraction(float(above)))
 
 
-@pytest.mark.parametrize("name", ["mxfp8_e5m2", "mxfp6_e3m2", "mxfp4_e2m1", "nvfp4"])
+@pytest.mark.parametrize("name", ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp4_e2m1",
+                                  "mxint8", "nvfp4"])
 def test_chunk_boundaries_and_other_axes(name, monkeypatch):
     """Chunks of a few blocks (the ranges run_chunks hands out) and a non-last axis give the
     reference's codes too."""
@@ -162,6 +163,8 @@ def test_chunk_boundaries_and_other_axes(name, monkeypatch):
         e = block_encode(x, name, axis=axis)
         assert torch.equal(b.scale_codes, e.scale_codes)
         assert torch.equal(b.element_codes, e.element_codes)
+        got, want = b.decode(), block_decode(e)
+        assert torch.equal(torch.nan_to_num(got, nan=7.0), torch.nan_to_num(want, nan=7.0))
 
 
 @pytest.mark.parametrize("bits", [4, 6, 8])

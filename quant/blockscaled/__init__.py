@@ -2,6 +2,7 @@
 
 * `BlockScaled` (encoding): encode / decode / packed storage, bit-identical to the exact
   reference `numfmt.block_codec` (chunked float32 pipelines for MX and NVFP4).
+* `fast` / `decoding`: the chunked float32 encode and decode pipelines behind it.
 * `pack_codes` / `unpack_codes` (packing): 4-bit codes two per byte, 6-bit four per 3 bytes.
 * `block_matmul_exact`, `block_dot_exact`, `block_accumulator_bound`,
   `fp32_accumulation_error` (arithmetic): the exact product of two block-scaled operands, the

@@ -17,7 +17,8 @@ from numfmt.block_codec import BlockEncoded, block_decode, block_encode
 from numfmt.blocks import BlockFormat, get_block_format
 
 from ..metrics import DecodeErrorMetrics
-from .fast import decode_float32, encode_mx_float32, encode_nvfp4_float32
+from .decoding import decode_float32
+from .fast import encode_mx_float32, encode_nvfp4_float32
 from .packing import pack_codes, packed_nbytes, unpack_codes
 
 __all__ = ["BlockScaled"]
