@@ -158,6 +158,7 @@ def test_chunk_boundaries_and_other_axes(name, monkeypatch):
     g = torch.Generator().manual_seed(11)
     x = torch.randn(70, 50, generator=g) * torch.logspace(-30, 30, 50)
     x[5, 7] = float("nan")
+    before = x.clone()
     for axis in (0, 1):
         b = BlockScaled.encode(x, name, axis=axis)
         e = block_encode(x, name, axis=axis)
@@ -165,6 +166,7 @@ def test_chunk_boundaries_and_other_axes(name, monkeypatch):
         assert torch.equal(b.element_codes, e.element_codes)
         got, want = b.decode(), block_decode(e)
         assert torch.equal(torch.nan_to_num(got, nan=7.0), torch.nan_to_num(want, nan=7.0))
+    assert torch.equal(torch.nan_to_num(x, nan=7.0), torch.nan_to_num(before, nan=7.0))
 
 
 @pytest.mark.parametrize("bits", [4, 6, 8])
