@@ -48,8 +48,10 @@ static inline uint64_t uniform53(uint64_t seed, uint64_t i)
     return z >> 11;
 }
 
+/* Per-function clones picked at load time by the CPU (no global -march): AVX-512 has the 64-bit
+ * multiplies of the stochastic mode's splitmix64 and 64-bit lanes for float64 input. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define NUMFMT_CLONES __attribute__((target_clones("avx2", "default")))
+#define NUMFMT_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define NUMFMT_CLONES
 #endif
