@@ -88,7 +88,7 @@ def _check_candidates(candidates: Sequence[tuple[str, Callable[[], object]]], re
 
 
 def time_interleaved(candidates: Sequence[tuple[str, Callable[[], object]]], *, repeats: int,
-                     warmup: int = 1,
+                     warmup: int = 1, settle: int = 0,
                      progress: Callable[[str], None] | None = None) -> dict[str, Timing]:
     """Time each zero-argument callable ``repeats`` times, interleaved, after ``warmup`` calls.
 
@@ -101,6 +101,11 @@ def time_interleaved(candidates: Sequence[tuple[str, Callable[[], object]]], *, 
         ``i``-th, so each candidate takes every position in turn.
     warmup : int
         Untimed calls per candidate before the first round (>= 0).
+    settle : int
+        Untimed calls of a candidate right before each of its timed calls (>= 0). Runtimes
+        whose idle threads spin (OpenMP, ONNX Runtime) keep the cores busy for a while after
+        a call; without settling, each timed call pays for the previous candidate's spinning
+        threads rather than its own work.
     progress : callable, optional
         Called with a short message after each warm-up and each round.
 
@@ -115,6 +120,8 @@ def time_interleaved(candidates: Sequence[tuple[str, Callable[[], object]]], *, 
         For ``repeats < 1``, ``warmup < 0`` or repeated names.
     """
     names = _check_candidates(candidates, repeats, warmup)
+    if settle < 0:
+        raise ValueError(f"settle must be >= 0, not {settle}")
     for name, fn in candidates:
         for _ in range(warmup):
             fn()
@@ -126,6 +133,8 @@ def time_interleaved(candidates: Sequence[tuple[str, Callable[[], object]]], *, 
         for r in range(repeats):
             for i in range(k):
                 name, fn = candidates[(i + r) % k]
+                for _ in range(settle):
+                    fn()
                 t0 = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t0)

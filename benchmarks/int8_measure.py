@@ -80,11 +80,13 @@ def _throughput(variants: Sequence[Variant], feeds: dict[str, torch.Tensor], *, 
 
     n = next(iter(feeds.values())).shape[0]
     progress(f"timing batch {n} ({repeats} repeats, {torch.get_num_threads()} threads)")
+    # settle=1: each timed call follows one untimed call of the same variant, so it does not
+    # pay for the previous variant's spinning threads (ORT's and OpenMP's pools spin when idle).
     big = time_interleaved([(v.name, whole(v)) for v in variants], repeats=repeats,
-                           warmup=warmup)
+                           warmup=warmup, settle=1)
     progress(f"timing batch {small_batch} over {n_small} images ({repeats} repeats)")
     small = time_interleaved([(v.name, batched(v)) for v in variants], repeats=repeats,
-                             warmup=warmup)
+                             warmup=warmup, settle=1)
     return big, small
 
 

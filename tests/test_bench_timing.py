@@ -62,3 +62,12 @@ def test_latencies_interleave_single_calls() -> None:
 def test_time_once_returns_the_result() -> None:
     value, seconds = time_once(lambda: 42)
     assert value == 42 and 0 <= seconds < 1
+
+
+def test_settle_calls_the_same_candidate_untimed_right_before_each_timed_call():
+    calls = []
+    time_interleaved([("a", lambda: calls.append("a")), ("b", lambda: calls.append("b"))],
+                     repeats=2, warmup=0, settle=1)
+    assert calls == ["a", "a", "b", "b", "b", "b", "a", "a"]
+    with pytest.raises(ValueError):
+        time_interleaved([("a", lambda: None)], repeats=1, settle=-1)
