@@ -86,12 +86,15 @@ def test_float64_to_bf16_double_rounds_in_torch_and_ml_dtypes_not_in_gfloat():
         cast = cast_audit.library_cast(lib, "fp64", "bf16")
         got = cast(x)
         row = cast_audit.compare_results("fp64", "bf16", x, got, lib)
-        if lib == "gfloat":
+        # torch 2.14 (pinned) goes through float32; ml_dtypes did before 0.7 and rounds once
+        # from 0.7 on: the audit must classify whichever answer the installed version gives.
+        detour = lib == "torch" or (lib == "ml_dtypes" and got[0] == 1.0)
+        if not detour:
             assert got[0] == float(exact) and row.mismatches == 0
         else:
             assert got[0] == 1.0 and row.by_cause["double_rounding"] == 1
             assert row.examples["double_rounding"]["exact"] == repr(float(exact))
-    rows = cast_audit.audit_casts(["fp64"], ["bf16"], ["torch", "ml_dtypes"], sample=1000)
+    rows = cast_audit.audit_casts(["fp64"], ["bf16"], ["torch"], sample=1000)
     assert all(r.by_cause["double_rounding"] > 1000 for r in rows)
 
 
