@@ -205,6 +205,7 @@ def _small_head(isa: str = "auto") -> int8_head.Int8Head:
 
 @needs_ext
 def test_describe_and_openmp(monkeypatch):
+    monkeypatch.delenv("QUANT_NATIVE", raising=False)     # this test switches it itself
     assert int8_head.available()
     line = int8_head.describe()
     assert line.startswith(f"compiled int8 head ({ISAS[0]}) on ")
@@ -308,6 +309,7 @@ def test_model_takes_the_fused_call(monkeypatch):
     """IntegerSoftmaxRegression.probabilities/predict run as one int8-head call for uint8
     (N, K) CPU input, bit-identical to the model's torch passes; other inputs (3-D images),
     QUANT_NATIVE=0 and the int64 reference kernel take the existing paths, same answer."""
+    monkeypatch.delenv("QUANT_NATIVE", raising=False)     # this test switches it itself
     g = torch.Generator().manual_seed(11)
     w, b = torch.randn(10, 49, generator=g), torch.randn(10, generator=g)
     pipe = quantize_softmax_regression(w, b)
