@@ -19,6 +19,7 @@ from typing import Any
 from numfmt.format import Format
 from numfmt.rangerule import float64_range, holds
 from numfmt.registry import get
+from numfmt.threads import uses_torch_openmp
 
 try:
     from numfmt import _native
@@ -69,14 +70,7 @@ def supports(fmt: Format, itemsize: int = 8) -> bool:
 
 
 def _shares_torch_openmp() -> bool:
-    """Whether torch is loaded and the extension's OpenMP runtime is torch's own."""
-    lib = _native.openmp_library() if _native is not None else None
-    torch = sys.modules.get("torch")
-    if not lib or torch is None:
-        return False
-    root = os.path.dirname(os.path.dirname(os.path.realpath(torch.__file__)))
-    real = os.path.realpath(lib)
-    return any(real.startswith(os.path.join(root, d) + os.sep) for d in ("torch", "torch.libs"))
+    return uses_torch_openmp(_native.openmp_library() if _native is not None else None)
 
 
 @functools.lru_cache(maxsize=None)

@@ -16,14 +16,41 @@ elementwise pipelines.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from typing import Callable
 
-__all__ = ["INLINE_CHUNK", "run_chunks", "worker_count"]
+__all__ = ["INLINE_CHUNK", "run_chunks", "uses_torch_openmp", "worker_count"]
 
 # torch runs an elementwise op inline (no OpenMP region) below at::internal::GRAIN_SIZE = 32768
 # elements; a chunk just under it keeps that true with room for alignment (a multiple of 16).
 INLINE_CHUNK = 32768 - 16
+
+
+def uses_torch_openmp(library: str | None) -> bool:
+    """Whether the OpenMP runtime at path ``library`` is the one the loaded torch ships.
+
+    A compiled loop that reports its libgomp path (``openmp_library()`` in each of this
+    project's extensions) can run on torch's own OpenMP team only then; a second runtime's
+    threads would compete with torch's spinning workers.
+
+    Parameters
+    ----------
+    library : str or None
+        The shared library the extension's OpenMP symbols resolve to (None: built without).
+
+    Returns
+    -------
+    bool
+        False when ``library`` is empty or torch is not imported.
+    """
+    torch = sys.modules.get("torch")
+    if not library or torch is None:
+        return False
+    root = os.path.dirname(os.path.dirname(os.path.realpath(torch.__file__)))
+    real = os.path.realpath(library)
+    return any(real.startswith(os.path.join(root, d) + os.sep) for d in ("torch", "torch.libs"))
 
 
 def worker_count() -> int:

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+from numfmt.threads import uses_torch_openmp
 
 try:
     from . import _native
@@ -32,18 +33,7 @@ IMPLEMENTATIONS = ("native", "torch")
 _MIN_CHUNK = 1 << 16                    # below this a thread hand-off costs more than it saves
 
 
-def _torch_shares_openmp() -> bool:
-    """Whether the extension's OpenMP runtime is the one torch loaded (torch's lib folder)."""
-    lib = _native.openmp_library() if _native is not None else None
-    if not lib:
-        return False
-    torch_root = os.path.dirname(os.path.dirname(os.path.realpath(torch.__file__)))
-    real = os.path.realpath(lib)
-    return any(real.startswith(os.path.join(torch_root, d) + os.sep)
-               for d in ("torch", "torch.libs"))
-
-
-_SHARED_OPENMP = _torch_shares_openmp()
+_SHARED_OPENMP = uses_torch_openmp(_native.openmp_library() if _native is not None else None)
 
 
 def available() -> bool:

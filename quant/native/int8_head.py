@@ -44,8 +44,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
-from quant.accumulator import AccumulatorProof, accumulator_bound
-from quant.integer.matmul import PIXEL_RANGE
+from numfmt.threads import uses_torch_openmp
+
+from .int8_plan import ISAS, AccumulationPlan, plan_accumulation
 
 if TYPE_CHECKING:
     from quant.integer.softmax import IntegerSoftmax
@@ -58,28 +59,14 @@ except ImportError:                     # no compiler at install time: the torch
 __all__ = ["ISAS", "ENV_ISA", "Implementation", "AccumulationPlan", "Int8Head", "available",
            "describe", "supported_isas", "plan_accumulation", "prepare_int8_head"]
 
-ISAS: tuple[str, ...] = ("avx512_vnni", "avx2", "scalar")  # fastest first
 ENV_ISA = "QUANT_INT8_HEAD"             # "auto" or one of ISAS: overrides isa="auto"
 Implementation = Literal["native", "torch"]
 _ISA_CODE = {"scalar": 0, "avx2": 1, "avx512_vnni": 2}
-# The proofs each instruction sequence needs (AccumulationPlan.proofs' keys); scalar sums in
-# int64 where int32's fails.
-_ISA_NEEDS = {"avx512_vnni": ("int32", "vnni_product_16"), "avx2": ("int32", "avx2_pair_32"),
-              "scalar": ("int64",)}
 _MODE_PROBABILITIES, _MODE_ARGMAX = 0, 1
 _ROWS_PER_THREAD = 64                   # the C loop's work item; fewer rows stay on one thread
 
 
-def _shares_torch_openmp() -> bool:
-    lib = _int8_head.openmp_library() if _int8_head is not None else None
-    if not lib:
-        return False
-    torch_root = os.path.dirname(os.path.dirname(os.path.realpath(torch.__file__)))
-    real = os.path.realpath(lib)
-    return any(real.startswith(os.path.join(torch_root, d) + os.sep) for d in ("torch", "torch.libs"))
-
-
-_SHARED_OPENMP = _shares_torch_openmp()
+_SHARED_OPENMP = uses_torch_openmp(_int8_head.openmp_library() if _int8_head is not None else None)
 
 
 def available() -> bool:
@@ -101,77 +88,6 @@ def supported_isas() -> tuple[str, ...]:
     """The instruction sets this CPU runs, fastest first (``()`` if the extension is not
     built); ``"scalar"`` is always among them when it is."""
     return tuple(_int8_head.isas()) if _int8_head is not None else ()
-
-
-@dataclass(frozen=True)
-class AccumulationPlan:
-    """Which instruction sequences are exact for a weight range and feature count, and why.
-
-    ``isas`` lists the exact ones fastest first (see the module docstring); ``accumulator_bits``
-    is 32 when the K-term int32 proof holds, else 64 (scalar only). ``proofs`` maps each
-    condition (``"int32"``, ``"int64"``, ``"vnni_product_16"``, ``"avx2_pair_32"``) to its
-    `quant.AccumulatorProof`.
-    """
-
-    weight_range: tuple[int, int]
-    in_features: int
-    isas: tuple[str, ...]
-    accumulator_bits: int
-    proofs: dict[str, AccumulatorProof] = field(repr=False)
-
-    @property
-    def reason(self) -> str:
-        """The deciding proof in words: int32's, or int64's where int32 fails."""
-        return self.proofs["int32" if self.accumulator_bits == 32 else "int64"].reason
-
-    def why_not(self, isa: str) -> str:
-        """The failed proof that rules `isa` out, in words ("" if it is exact)."""
-        return next((self.proofs[p].reason for p in _ISA_NEEDS.get(isa, ())
-                     if not self.proofs[p].fits), "")
-
-
-def plan_accumulation(weight_range: tuple[int, int], in_features: int) -> AccumulationPlan:
-    """The exact instruction sequences for uint8 pixels against weight codes in
-    ``weight_range`` (inclusive, within int8) over ``in_features`` products per output.
-
-    Parameters
-    ----------
-    weight_range : (int, int)
-        Smallest and largest weight code, within [-128, 127].
-    in_features : int
-        K, the number of products per accumulator (>= 1).
-
-    Returns
-    -------
-    AccumulationPlan
-        The instruction sets whose every intermediate provably holds the exact sum.
-
-    Raises
-    ------
-    ValueError
-        If the range is not within int8, K < 1, or even int64 sums could overflow.
-
-    Examples
-    --------
-    >>> plan_accumulation((-128, 127), 784).isas
-    ('avx512_vnni', 'avx2', 'scalar')
-    >>> plan_accumulation((-128, 127), 70_000).accumulator_bits
-    64
-    """
-    lo, hi = weight_range
-    if not (-128 <= lo <= hi <= 127):
-        raise ValueError(f"weight codes must lie within int8 [-128, 127], got {weight_range}")
-    if isinstance(in_features, bool) or not isinstance(in_features, int) or in_features < 1:
-        raise ValueError(f"in_features must be an int >= 1, got {in_features!r}")
-    proofs = {"int32": accumulator_bound(PIXEL_RANGE, (lo, hi), in_features, 32),
-              "int64": accumulator_bound(PIXEL_RANGE, (lo, hi), in_features, 64),
-              "vnni_product_16": accumulator_bound(PIXEL_RANGE, (lo, hi), 1, 16),
-              "avx2_pair_32": accumulator_bound(PIXEL_RANGE, (lo, hi), 2, 32)}
-    if not proofs["int64"].fits:
-        raise ValueError(f"int8 head: even int64 sums can overflow: {proofs['int64'].reason}")
-    isas = tuple(isa for isa in ISAS if all(proofs[p].fits for p in _ISA_NEEDS[isa]))
-    return AccumulationPlan((lo, hi), in_features, isas, 32 if proofs["int32"].fits else 64,
-                            proofs)
 
 
 def _input_error(x: Any, in_features: int) -> Exception:
