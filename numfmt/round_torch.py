@@ -42,6 +42,19 @@ def _round_torch_float64(x, fmt: Format, mode: str, u=None):
 _CORRECT_CASTS = ("fp16", "bf16", "fp8_e4m3fn", "fp8_e5m2", "fp8_e4m3fnuz", "fp8_e5m2fnuz")
 
 
+def _run_chunked(job, src, out, over_all, t, fmt: Format):
+    """Run ``job(lo, hi)`` over the flat ``src`` (in chunks on threads on the CPU, whole
+    elsewhere), then raise for the first overflow ``over_all`` recorded, or return ``out`` in
+    ``t``'s shape."""
+    if src.device.type == "cpu":
+        run_chunks(job, src.numel())
+    else:
+        job(0, src.numel())
+    if over_all is not None and bool(over_all.any()):
+        raise_overflow(over_all.view(t.shape), t, fmt)
+    return out.view(t.shape)
+
+
 def _native_cast(t, fmt: Format, rule: Overflow):
     """torch's cast into ``fmt`` and back for float32 ``t``, with our overflow rule imposed
     (torch saturates E4M3FN and gives NaN for the fnuz formats), in chunks on threads."""
@@ -71,13 +84,7 @@ def _native_cast(t, fmt: Format, rule: Overflow):
             r = torch.where(over, torch.where(x > 0, math.inf, -math.inf), r)
         out[lo:hi] = r
 
-    if src.device.type == "cpu":
-        run_chunks(job, src.numel())
-    else:
-        job(0, src.numel())
-    if over_all is not None and bool(over_all.any()):
-        raise_overflow(over_all.view(t.shape), t, fmt)
-    return out.view(t.shape)
+    return _run_chunked(job, src, out, over_all, t, fmt)
 
 
 def _float32_grid_ok(fmt: Format) -> bool:
@@ -111,13 +118,7 @@ def _round_float32_grid(t, fmt: Format, rule: Overflow, mode: str, seed: int | N
         out[lo:hi] = r
 
     _check_nan(src, fmt)
-    if src.device.type == "cpu":
-        run_chunks(job, src.numel())
-    else:
-        job(0, src.numel())
-    if over_all is not None and bool(over_all.any()):
-        raise_overflow(over_all.view(t.shape), t, fmt)
-    return out.view(t.shape)
+    return _run_chunked(job, src, out, over_all, t, fmt)
 
 
 def _check_nan(x, fmt: Format) -> None:
@@ -239,13 +240,7 @@ def _round_torch_general(t, fmt: Format, rule: Overflow, out_dtype, mode: str, s
         if sat is not None:
             out[lo:hi][sat] = fmt.max
 
-    if src.device.type == "cpu":
-        run_chunks(job, src.numel())
-    else:
-        job(0, src.numel())
-    if over_all is not None and bool(over_all.any()):
-        raise_overflow(over_all.view(t.shape), t, fmt)
-    return out.view(t.shape)
+    return _run_chunked(job, src, out, over_all, t, fmt)
 
 
 def straight_through(x, r):
