@@ -7,24 +7,21 @@ P3109 formats with p >= 2), in every rounding mode and under every overflow rule
 exactly the results of the numpy / torch paths (the tests compare them bit for bit; the
 Python paths stay the reference and the fallback). Set ``NUMFMT_NATIVE=0`` in the environment
 to force the Python paths; `available()` says whether the loop is used.
+
+The extension is loaded on first use, after torch (`numfmt.threads.import_extension`), so that
+importing `numfmt` loads neither, and the loop always shares torch's OpenMP team.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import sys
 from typing import Any
 
 from numfmt.format import Format
 from numfmt.rangerule import float64_range, holds
 from numfmt.registry import get
-from numfmt.threads import uses_torch_openmp
-
-try:
-    from numfmt import _native
-except ImportError:                     # no compiler at install time: the Python paths only
-    _native = None
+from numfmt.threads import import_extension, uses_torch_openmp
 
 __all__ = ["available", "supports", "round_buffer", "MODES", "RULES"]
 
@@ -43,7 +40,12 @@ def available() -> bool:
     -------
     bool
     """
-    return _native is not None and os.environ.get("NUMFMT_NATIVE", "1") != "0"
+    return os.environ.get("NUMFMT_NATIVE", "1") != "0" and _extension() is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _extension() -> Any:
+    return import_extension("numfmt._native")   # None: no compiler at install time
 
 
 @functools.lru_cache(maxsize=None)
@@ -70,7 +72,8 @@ def supports(fmt: Format, itemsize: int = 8) -> bool:
 
 
 def _shares_torch_openmp() -> bool:
-    return uses_torch_openmp(_native.openmp_library() if _native is not None else None)
+    ext = _extension()
+    return uses_torch_openmp(ext.openmp_library() if ext is not None else None)
 
 
 @functools.lru_cache(maxsize=None)
@@ -109,25 +112,24 @@ def round_buffer(x_ptr: int, out_ptr: int, n: int, itemsize: int, fmt: Format, r
     params = _params(fmt)
     seed64 = 0 if seed is None else int(seed) & ((1 << 64) - 1)
     args = (*params[:6], MODES.index(mode), RULES.index(rule), *params[6:], seed64)
-    if _shares_torch_openmp() or "torch" not in sys.modules:
+    ext = _extension()
+    if _shares_torch_openmp():
         threads = _threads()
-        flags = _native.round_float(x_ptr, out_ptr, n, itemsize, *args, start, threads)
+        flags = ext.round_float(x_ptr, out_ptr, n, itemsize, *args, start, threads)
         return flags == 0
     from numfmt.threads import run_chunks      # another OpenMP runtime: split on Python threads
 
     found = [0]
 
     def job(lo: int, hi: int) -> None:
-        found[0] |= _native.round_float(x_ptr + lo * itemsize, out_ptr + lo * itemsize, hi - lo,
-                                        itemsize, *args, start + lo, 1)
+        found[0] |= ext.round_float(x_ptr + lo * itemsize, out_ptr + lo * itemsize, hi - lo,
+                                    itemsize, *args, start + lo, 1)
 
     run_chunks(job, n, chunk=1 << 18)
     return found[0] == 0
 
 
 def _threads() -> int:
-    torch: Any = sys.modules.get("torch")
-    if torch is not None:
-        return max(1, int(torch.get_num_threads()))
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-               else (os.cpu_count() or 1))
+    import torch                        # loaded already: `_extension` loads it first
+
+    return max(1, int(torch.get_num_threads()))

@@ -16,12 +16,14 @@ elementwise pipelines.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import threading
+from types import ModuleType
 from typing import Callable
 
-__all__ = ["INLINE_CHUNK", "run_chunks", "uses_torch_openmp", "worker_count"]
+__all__ = ["INLINE_CHUNK", "import_extension", "run_chunks", "uses_torch_openmp", "worker_count"]
 
 # torch runs an elementwise op inline (no OpenMP region) below at::internal::GRAIN_SIZE = 32768
 # elements; a chunk just under it keeps that true with room for alignment (a multiple of 16).
@@ -51,6 +53,33 @@ def uses_torch_openmp(library: str | None) -> bool:
     root = os.path.dirname(os.path.dirname(os.path.realpath(torch.__file__)))
     real = os.path.realpath(library)
     return any(real.startswith(os.path.join(root, d) + os.sep) for d in ("torch", "torch.libs"))
+
+
+def import_extension(name: str) -> ModuleType | None:
+    """Import this project's compiled module ``name`` after torch; None when it is not built.
+
+    Every extension here links ``libgomp.so.1``. Loaded before torch, one pulls the system's
+    libgomp into the process, torch then loads the copy it ships, and the extension's loops
+    can never share torch's OpenMP team (`uses_torch_openmp` is False, so they fall back to
+    one thread: the int8 head ran at half speed under a CLI that imported `numfmt` first).
+    Importing torch first makes the dynamic linker resolve the extension to torch's runtime.
+
+    Parameters
+    ----------
+    name : str
+        The absolute module name, e.g. ``"numfmt._native"``.
+
+    Returns
+    -------
+    module or None
+        None when the module cannot be imported (no C compiler at install time).
+    """
+    import torch  # noqa: F401  (loaded for its OpenMP runtime, see above)
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
 
 def worker_count() -> int:

@@ -143,3 +143,29 @@ def test_non_contiguous_and_0d_inputs(monkeypatch):
     s = np.float32(1.0 + 2.0**-9)
     a, b = _both(np.asarray(s), "bf16", "nearest_away", None, monkeypatch)
     assert _same_bits(a, b) and np.asarray(a).shape == ()
+
+
+def test_import_order_keeps_every_loop_on_torchs_openmp_team():
+    """numfmt first (as the CLIs import it), a numpy-only rounding before torch is imported:
+    every extension must still resolve to torch's OpenMP runtime. (Loaded before torch, an
+    extension pulled the system's libgomp in and then ran on one thread: the int8 head at
+    half speed under `python -m benchmarks.int8_softmax`.)"""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, numfmt.cli, numfmt\n"
+        "assert 'torch' not in sys.modules, 'importing numfmt must not import torch'\n"
+        "numfmt.round_to(np.arange(100, dtype=np.float32), 'bf16')\n"
+        "from numfmt import native\n"
+        "from numfmt.threads import uses_torch_openmp\n"
+        "import quant.native as qn\n"
+        "from quant.native import int8_head\n"
+        "libs = [native._extension().openmp_library(), qn._native.openmp_library(),\n"
+        "        int8_head._int8_head.openmp_library()]\n"
+        "print(libs)\n"
+        "assert all(uses_torch_openmp(lib) for lib in libs), libs\n"
+        "assert 'OpenMP threads' in int8_head.describe(), int8_head.describe()\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -17,12 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from numfmt.threads import uses_torch_openmp
+from numfmt.threads import import_extension, uses_torch_openmp
 
-try:
-    from . import _native
-except ImportError:                     # no compiler at install time: torch paths only
-    _native = None
+# After torch, so that the loops share its OpenMP team; None: no compiler at install time.
+_native = import_extension("quant.native._native")
 
 __all__ = ["IMPLEMENTATIONS", "available", "implementation", "byte_lookup", "describe",
            "log_encode", "scaled_encode_f32", "softmax_head"]

@@ -28,7 +28,8 @@
  * Signed int64 arithmetic after the accumulators wraps exactly as torch's int64 tensors do
  * (done in uint64; vpmullq/vpaddq wrap alike), though the prepare-time checks rule wrapping
  * out for s and p. The avx512_vnni path reduces each group of <= 16 classes with one
- * transposing add tree into a vector of sums and finishes 8 classes per int64 vector; the
+ * transposing add tree into a vector of sums and finishes 8 classes per int64 vector (the
+ * exp table read by vpgatherqq); the
  * avx2 path reduces 8 classes per hadd tree and finishes in scalar code (AVX2 has neither
  * 64-bit multiplies nor 64-bit arithmetic shifts).
  * The x86 code is compiled per function (target attributes) and picked at run time with
@@ -77,6 +78,7 @@ typedef struct {
     int64_t table[256];
     int64_t num, half;
     int rbits, out_item;
+    int narrow;                         /* table[0] and num / table[0] below 2**32 */
 } head_t;
 
 static inline int64_t wrap_mul_add(int64_t a, int64_t b, int64_t c)
@@ -259,8 +261,10 @@ static inline VNNI_FINISH __mmask8 lanes8(Py_ssize_t m, Py_ssize_t c)
     return m - 8 * c >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (m - 8 * c)) - 1);
 }
 
-/* finish_row's arithmetic, 8 classes per int64 vector: vpmullq and vpaddq wrap like the
- * scalar uint64 code, vpsravq/vpsraq are its arithmetic shifts, vpminuq its unsigned min. */
+/* finish_row's arithmetic, 8 classes per int64 vector: vpaddq (and vpmullq) wrap like the
+ * scalar uint64 code, vpmuldq/vpmuludq give the same products where the operands are proven
+ * to fit 32 bits, vpsravq/vpsraq are its arithmetic shifts, vpminuq its unsigned min, and the
+ * row sum, added in another order, is the same uint64 (prepare rules out wrapping). */
 static VNNI_FINISH void finish_row_vnni(const head_t *h, const int32_t *sums, int64_t *z,
                                         void *out, Py_ssize_t row, int mode)
 {
@@ -269,29 +273,41 @@ static VNNI_FINISH void finish_row_vnni(const head_t *h, const int32_t *sums, in
     for (Py_ssize_t c = 0; c < nc; c++) {
         __mmask8 k = lanes8(m, c);
         __m512i acc = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, sums + 8 * c));
-        __m512i v = _mm512_add_epi64(_mm512_mullo_epi64(acc, _mm512_maskz_loadu_epi64(k, h->mult + 8 * c)),
+        /* vpmuldq multiplies the low 32 bits of each lane, signed: acc is an int32 and the
+         * multiplier lies in [0, 2**31) (checked at prepare), so the int64 product is exact,
+         * as vpmullq's (three uops) would be. */
+        __m512i v = _mm512_add_epi64(_mm512_mul_epi32(acc, _mm512_maskz_loadu_epi64(k, h->mult + 8 * c)),
                                      _mm512_maskz_loadu_epi64(k, h->off + 8 * c));
         v = _mm512_srav_epi64(v, _mm512_maskz_loadu_epi64(k, h->shift + 8 * c));
-        _mm512_mask_storeu_epi64(z + 8 * c, k, v);
+        _mm512_storeu_si512(z + 8 * c, v);  /* whole vectors: z has 8 entries of padding */
         vmx = _mm512_mask_max_epi64(vmx, k, vmx, v);
     }
-    /* The table lookups one by one: scalar loads are far cheaper than vpgatherqq. */
-    const uint64_t mx = (uint64_t)_mm512_reduce_max_epi64(vmx);
-    const int64_t *restrict table = h->table;
-    uint64_t s = 0;
-    for (Py_ssize_t j = 0; j < m; j++) {
-        uint64_t d = mx - (uint64_t)z[j];
-        z[j] = table[d < 255 ? d : 255];
-        s += (uint64_t)z[j];
+    /* The lookups by vpgatherqq from d computed in registers. (Scalar lookups from z ran at
+     * half this speed: each scalar load of a lane that a masked vector store had just
+     * written waits for that store to retire instead of being forwarded from it.) */
+    const __m512i mx = _mm512_set1_epi64(_mm512_reduce_max_epi64(vmx));
+    const __m512i cap = _mm512_set1_epi64(255);
+    __m512i vs = _mm512_setzero_si512();
+    for (Py_ssize_t c = 0; c < nc; c++) {
+        /* mx >= z in the lanes that count: the difference is exact and >= 0 */
+        __m512i d = _mm512_min_epu64(_mm512_sub_epi64(mx, _mm512_loadu_si512(z + 8 * c)), cap);
+        __m512i e = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), lanes8(m, c), d,
+                                                h->table, 8);
+        _mm512_storeu_si512(z + 8 * c, e);
+        vs = _mm512_add_epi64(vs, e);
     }
+    const uint64_t s = (uint64_t)_mm512_reduce_add_epi64(vs);
     const __m512i r = _mm512_set1_epi64(h->num / (int64_t)s);
     const __m512i half = _mm512_set1_epi64(h->half);
     const __m128i rbits = _mm_cvtsi32_si128(h->rbits);
     int64_t best = -1, arg = 0;
     for (Py_ssize_t c = 0; c < nc; c++) {
         __mmask8 k = lanes8(m, c);
-        __m512i p = _mm512_sra_epi64(_mm512_add_epi64(_mm512_mullo_epi64(
-            _mm512_maskz_loadu_epi64(k, z + 8 * c), r), half), rbits);
+        const __m512i e = _mm512_maskz_loadu_epi64(k, z + 8 * c);
+        /* vpmuludq (low 32 bits, unsigned) where prepare proved e <= table[0] and r <=
+         * num / table[0] both below 2**32; else vpmullq, which wraps like the scalar code. */
+        __m512i p = _mm512_sra_epi64(_mm512_add_epi64(
+            h->narrow ? _mm512_mul_epu32(e, r) : _mm512_mullo_epi64(e, r), half), rbits);
         if (mode == MODE_ARGMAX) {      /* 0 <= p <= out_max: p is the stored code itself */
             int64_t top_c = _mm512_mask_reduce_max_epi64(k, p);
             if (top_c > best) {
@@ -565,6 +581,7 @@ static PyObject *py_prepare(PyObject *self, PyObject *args)
     h->num = (int64_t)out_max << rbits;
     h->half = (int64_t)1 << (rbits - 1);
     h->out_item = out_item;
+    h->narrow = h->table[0] < ((int64_t)1 << 32) && h->num / h->table[0] < ((int64_t)1 << 32);
     h->mult = copy_int64(&mult);
     h->off = copy_int64(&off);
     h->shift = copy_int64(&shift);

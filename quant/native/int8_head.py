@@ -44,17 +44,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
-from numfmt.threads import uses_torch_openmp
+from numfmt.threads import import_extension, uses_torch_openmp
 
 from .int8_plan import ISAS, AccumulationPlan, plan_accumulation
 
 if TYPE_CHECKING:
     from quant.integer.softmax import IntegerSoftmax
 
-try:
-    from . import _int8_head
-except ImportError:                     # no compiler at install time: the torch paths only
-    _int8_head = None
+# After torch (its OpenMP team); None: no compiler at install time, the torch paths only.
+_int8_head = import_extension("quant.native._int8_head")
 
 __all__ = ["ISAS", "ENV_ISA", "Implementation", "AccumulationPlan", "Int8Head", "available",
            "describe", "supported_isas", "plan_accumulation", "prepare_int8_head"]
