@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from typing import Any
 
 from numfmt.format import Format
@@ -23,7 +24,8 @@ from numfmt.rangerule import float64_range, holds
 from numfmt.registry import get
 from numfmt.threads import import_extension, uses_torch_openmp
 
-__all__ = ["available", "supports", "round_buffer", "MODES", "RULES"]
+__all__ = ["available", "supports", "round_buffer", "advise_huge_pages", "MODES", "RULES",
+           "HUGE_PAGE_MIN_BYTES"]
 
 MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic")
 """The modes in the order numfmt/_native.c numbers them."""
@@ -31,6 +33,8 @@ RULES = ("inf", "nan", "saturate", "raise")
 """The overflow rules in the order numfmt/_native.c numbers them."""
 
 _FLAG_OVERFLOW, _FLAG_NAN = 1, 2
+HUGE_PAGE_MIN_BYTES = 4 << 20
+"""Fresh outputs from this size on are offered huge pages (`advise_huge_pages`)."""
 
 
 def available() -> bool:
@@ -127,6 +131,32 @@ def round_buffer(x_ptr: int, out_ptr: int, n: int, itemsize: int, fmt: Format, r
 
     run_chunks(job, n, chunk=1 << 18)
     return found[0] == 0
+
+
+def advise_huge_pages(address: int, nbytes: int) -> bool:
+    """Ask the kernel to back a fresh output buffer with transparent huge pages.
+
+    Writing a new many-MB output costs one page fault per 4 KiB page on its first touch: at
+    16 M float32 values that was about two thirds of `round_to`'s time (torch's own casts pay
+    it too, unless torch runs with ``THP_MEM_ALLOC_ENABLE=1``). With huge pages (Linux, THP in
+    "madvise" or "always" mode) it is one fault per 2 MiB. Values are never changed; only
+    whole 2 MiB pages inside the buffer are advised; buffers below `HUGE_PAGE_MIN_BYTES` and
+    machines without the extension or THP are left alone.
+
+    Parameters
+    ----------
+    address, nbytes : int
+        The buffer (the caller's, freshly allocated and not yet written).
+
+    Returns
+    -------
+    bool
+        Whether the advice was given and accepted.
+    """
+    ext = _extension()
+    if ext is None or nbytes < HUGE_PAGE_MIN_BYTES or not sys.platform.startswith("linux"):
+        return False
+    return bool(ext.advise_huge_pages(int(address), int(nbytes)))
 
 
 def _threads() -> int:

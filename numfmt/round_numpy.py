@@ -102,6 +102,7 @@ def _round_native(a: np.ndarray, fmt: Format, rule: Overflow, mode: str, seed: i
     if not (src.flags.c_contiguous and src.dtype.isnative):
         src = src.astype(src.dtype.newbyteorder("="), order="C")
     out = np.empty(src.shape, dtype=src.dtype)
+    native.advise_huge_pages(out.ctypes.data, out.nbytes)
     if native.round_buffer(src.ctypes.data, out.ctypes.data, src.size, src.itemsize, fmt, rule,
                            mode, seed, start):
         return out

@@ -165,6 +165,7 @@ def _round_native(t, fmt: Format, rule: Overflow, mode: str, seed: int | None, o
         return None
     src = t.contiguous()
     out = torch.empty(src.shape, dtype=src.dtype)
+    native.advise_huge_pages(out.data_ptr(), out.numel() * out.element_size())
     if native.round_buffer(src.data_ptr(), out.data_ptr(), src.numel(), src.element_size(),
                            fmt, rule, mode, seed):
         return out

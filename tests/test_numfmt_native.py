@@ -169,3 +169,36 @@ def test_import_order_keeps_every_loop_on_torchs_openmp_team():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_large_outputs_are_split_on_huge_page_boundaries_without_gaps():
+    """Outputs from 32 MiB on are cut into 2 MiB-of-output work items from the buffer's first
+    2 MiB boundary (one thread per fresh huge page): every element must still be written,
+    with its own flat index's uniform. Checked against the same loop run on small pieces
+    (the element-count chunks) and, for nearest-even, against ml_dtypes."""
+    import ml_dtypes
+
+    n = (9 << 20) + 12345                       # 36 MiB of float32, not a multiple of anything
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(n, generator=g) * 10.0 ** torch.randint(-3, 4, (n,), generator=g)
+    fmt = numfmt.get("bf16")
+    for mode in ("stochastic", "nearest_even"):
+        big = numfmt.round_to(x, fmt, rounding=mode, seed=5 if mode == "stochastic" else None)
+        pieces = torch.full((n,), float("nan"))
+        step = 1 << 20
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            assert native.round_buffer(x.data_ptr() + 4 * lo, pieces.data_ptr() + 4 * lo,
+                                       hi - lo, 4, fmt, "inf", mode,
+                                       5 if mode == "stochastic" else None, lo)
+        assert torch.equal(big.view(torch.int32), pieces.view(torch.int32)), mode
+    want = x.numpy().astype(ml_dtypes.bfloat16).astype(np.float32)
+    assert np.array_equal(big.numpy().view(np.int32), want.view(np.int32))
+
+
+def test_advise_huge_pages_is_advice_only():
+    buf = np.arange(3 << 20, dtype=np.float32)      # 12 MiB
+    before = buf.copy()
+    assert native.advise_huge_pages(buf.ctypes.data, buf.nbytes) in (True, False)
+    assert native.advise_huge_pages(buf.ctypes.data, 1024) is False   # below the threshold
+    assert np.array_equal(buf, before)
