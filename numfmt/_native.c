@@ -36,10 +36,15 @@ enum { RNE, RNA, RTZ, UP, DOWN, ODD, STOCH };            /* numfmt/native.py's M
 enum { R_INF, R_NAN, R_SAT, R_RAISE };                   /* and its RULES order */
 enum { F_OVERFLOW = 1, F_NAN = 2 };
 
+enum { OUT_SAME, OUT_CODE8, OUT_CODE16, OUT_BF16 };     /* numfmt/native.py's OUTPUTS order */
+
 typedef struct {
     int m, emin, is_signed, has_inf, has_nan, has_neg_zero, mode, rule;
     double hi, lo;                      /* the range: max and lowest (0 when unsigned) */
     uint64_t seed, start;
+    int out_kind;                       /* the input's float type, or the format's codes */
+    int code_bits;                      /* the format's bits (codes' sign bit: code_bits - 1) */
+    uint32_t nan_code, posinf_code, neginf_code;
 } Target;
 
 
@@ -172,12 +177,69 @@ FAST_PAIR(DOWN)
 FAST_PAIR(ODD)
 FAST_PAIR(STOCH)
 
-NUMFMT_CLONES static int
-run_fast(const void *x, void *out, int itemsize, Py_ssize_t lo, Py_ssize_t n, const Target *t)
+/* The format's own codes of rounded values r (each a value of the format, inf or NaN), as
+ * the format's storage type holds them (torch's / ml_dtypes' float8 and float16 layouts):
+ * - normal in the format (|r| >= 2**emin): r's bits shifted to m fraction bits, less the
+ *   difference of the exponent biases (the format's bias is 1 - emin);
+ * - below 2**emin: the integer |r| / 2**(emin - m) (exact: r is a multiple of that spacing);
+ * - the sign bit on top for signed formats (fnuz formats never get -0: the loop made it +0);
+ * - NaN, +inf, -inf: the codes numfmt/native.py derived from the format's layout.
+ * bfloat16 is the top half of float32's bits (its subnormals are float32's). Branch-free, so
+ * that it vectorises like the loop. */
+/* The sign bit of the format's codes (FP6 and FP4 codes sit in the low bits of a byte). */
+static inline uint32_t sgn_bit_of(const Target *t) { return (uint32_t)1 << (t->code_bits - 1); }
+
+#define ENCODE(NAME, F, U, S, MB, BIAS, KIND, C)                                          \
+static inline __attribute__((always_inline)) void                                           \
+NAME(const F *restrict r, C *restrict out, Py_ssize_t n, const Target *t)                  \
+{                                                                                           \
+    const U sbit = (U)1 << (sizeof(U) * 8 - 1);                                             \
+    const U sh = (U)(MB - t->m);                                                            \
+    const U off = (U)(BIAS + t->emin - 1) << t->m;                                         \
+    const F tiny = (F)ldexp(1.0, t->emin), scale = (F)ldexp(1.0, t->m - t->emin);           \
+    const U sgn_code = t->is_signed ? sgn_bit_of(t) : 0;                                    \
+    const U nan = t->nan_code, pinf = t->posinf_code, ninf = t->neginf_code;                \
+    for (Py_ssize_t j = 0; j < n; j++) {                                                    \
+        F v = r[j];                                                                         \
+        U b;                                                                                \
+        memcpy(&b, &v, sizeof(U));                                                          \
+        U neg = b >> (sizeof(U) * 8 - 1), ab = b & ~sbit;                                   \
+        F a;                                                                                \
+        memcpy(&a, &ab, sizeof(U));                                                         \
+        U c;                                                                                \
+        if (KIND == OUT_BF16) {                                                             \
+            float f32 = (float)v;               /* exact: v is a bfloat16 value */          \
+            uint32_t fb;                                                                    \
+            memcpy(&fb, &f32, 4);                                                           \
+            c = (U)(fb >> 16);                                                              \
+        } else {                                                                            \
+            U sub = a < tiny, cn = (ab >> sh) - off;                                        \
+            F as = sub ? a : (F)0;              /* in range for the conversion */           \
+            U cs = (U)(S)(as * scale);                                                      \
+            c = (sub ? cs : cn) | (neg ? sgn_code : 0);                                     \
+        }                                                                                   \
+        c = a == (F)INFINITY ? (neg ? ninf : pinf) : c;                                     \
+        c = v != v ? nan : c;                                                               \
+        out[j] = (C)c;                                                                      \
+    }                                                                                       \
+}
+
+ENCODE(encode32_8, float, uint32_t, int32_t, 23, 127, OUT_CODE8, uint8_t)
+ENCODE(encode32_16, float, uint32_t, int32_t, 23, 127, OUT_CODE16, uint16_t)
+ENCODE(encode32_bf, float, uint32_t, int32_t, 23, 127, OUT_BF16, uint16_t)
+ENCODE(encode64_8, double, uint64_t, int64_t, 52, 1023, OUT_CODE8, uint8_t)
+ENCODE(encode64_16, double, uint64_t, int64_t, 52, 1023, OUT_CODE16, uint16_t)
+ENCODE(encode64_bf, double, uint64_t, int64_t, 52, 1023, OUT_BF16, uint16_t)
+
+#define TILE 1024                       /* rounded values per encode pass (L1-resident) */
+
+/* Elements lo..lo+n of x rounded into dst[0..n) of the input's type. */
+static inline __attribute__((always_inline)) int
+round_span(const void *x, void *dst, int itemsize, Py_ssize_t lo, Py_ssize_t n, const Target *t)
 {
 #define ONE(M) (itemsize == 4 \
-    ? fast32_##M((const float *)x + lo, (float *)out + lo, n, t->start + (uint64_t)lo, t) \
-    : fast64_##M((const double *)x + lo, (double *)out + lo, n, t->start + (uint64_t)lo, t))
+    ? fast32_##M((const float *)x + lo, (float *)dst, n, t->start + (uint64_t)lo, t) \
+    : fast64_##M((const double *)x + lo, (double *)dst, n, t->start + (uint64_t)lo, t))
     switch (t->mode) {
     case RNE: return ONE(RNE);
     case RNA: return ONE(RNA);
@@ -189,6 +251,33 @@ run_fast(const void *x, void *out, int itemsize, Py_ssize_t lo, Py_ssize_t n, co
     }
 #undef ONE
 }
+
+NUMFMT_CLONES static int
+run_fast(const void *x, void *out, int itemsize, Py_ssize_t lo, Py_ssize_t n, const Target *t)
+{
+    if (t->out_kind == OUT_SAME)
+        return round_span(x, (char *)out + lo * itemsize, itemsize, lo, n, t);
+    /* codes: round a tile into the input's type, then encode it */
+    double tile[TILE];                  /* TILE doubles, or TILE floats in its first half */
+    const int code_size = t->out_kind == OUT_CODE8 ? 1 : 2;
+    int flags = 0;
+    for (Py_ssize_t i = 0; i < n; i += TILE) {
+        Py_ssize_t len = n - i < TILE ? n - i : TILE;
+        flags |= round_span(x, tile, itemsize, lo + i, len, t);
+        char *dst = (char *)out + (lo + i) * code_size;
+        const float *t32 = (const float *)tile;
+        if (itemsize == 4) {
+            if (t->out_kind == OUT_CODE8) encode32_8(t32, (uint8_t *)dst, len, t);
+            else if (t->out_kind == OUT_CODE16) encode32_16(t32, (uint16_t *)dst, len, t);
+            else encode32_bf(t32, (uint16_t *)dst, len, t);
+        } else {
+            if (t->out_kind == OUT_CODE8) encode64_8(tile, (uint8_t *)dst, len, t);
+            else if (t->out_kind == OUT_CODE16) encode64_16(tile, (uint16_t *)dst, len, t);
+            else encode64_bf(tile, (uint16_t *)dst, len, t);
+        }
+    }
+    return flags;
+}
 #pragma GCC pop_options
 
 static PyObject *
@@ -199,14 +288,20 @@ py_round_float(PyObject *self, PyObject *args)
     Py_ssize_t n;
     int itemsize, nthreads;
     Target t;
-    if (!PyArg_ParseTuple(args, "KKniiiiiiiiiddKKi", &xp, &op, &n, &itemsize, &t.m, &t.emin,
-                          &t.is_signed, &t.has_inf, &t.has_nan, &t.has_neg_zero, &t.mode,
-                          &t.rule, &t.hi, &t.lo, &seed, &start, &nthreads))
+    unsigned int nan_code, posinf_code, neginf_code;
+    if (!PyArg_ParseTuple(args, "KKniiiiiiiiiddKKiiiIII", &xp, &op, &n, &itemsize, &t.m,
+                          &t.emin, &t.is_signed, &t.has_inf, &t.has_nan, &t.has_neg_zero,
+                          &t.mode, &t.rule, &t.hi, &t.lo, &seed, &start, &nthreads,
+                          &t.out_kind, &t.code_bits, &nan_code, &posinf_code, &neginf_code))
         return NULL;
     t.seed = seed, t.start = start;
+    t.nan_code = nan_code, t.posinf_code = posinf_code, t.neginf_code = neginf_code;
     if ((itemsize != 4 && itemsize != 8) || n < 0 || t.m < 1 || t.m > 23 || t.mode < RNE ||
         t.mode > STOCH || t.rule < R_INF || t.rule > R_RAISE || t.emin < -126 ||
-        (itemsize == 4 && t.m >= 23)) {
+        (itemsize == 4 && t.m >= 23) || t.out_kind < OUT_SAME || t.out_kind > OUT_BF16 ||
+        (t.out_kind == OUT_CODE16 || t.out_kind == OUT_CODE8 ? t.m - t.emin > 120 : 0) ||
+        (t.out_kind == OUT_CODE8 && (t.code_bits < 2 || t.code_bits > 8)) ||
+        (t.out_kind == OUT_CODE16 && (t.code_bits < 9 || t.code_bits > 16))) {
         PyErr_SetString(PyExc_ValueError, "round_float: bad parameters");
         return NULL;
     }
@@ -216,10 +311,11 @@ py_round_float(PyObject *self, PyObject *args)
      * `first`): on a large output, per spans whole 2 MiB pages of the output and `first` is
      * its first 2 MiB boundary, so that no two threads touch one fresh huge page (the second
      * would wait while the first takes its page fault and the kernel zeroes it). */
+    const int out_size = t.out_kind == OUT_SAME ? itemsize : t.out_kind == OUT_CODE8 ? 1 : 2;
     Py_ssize_t per = CHUNK, first = 0;
-    if (n * itemsize >= PAGE_CHUNK_MIN_BYTES) {
-        per = HUGE_PAGE / itemsize;
-        first = (Py_ssize_t)(((HUGE_PAGE - op % HUGE_PAGE) % HUGE_PAGE) / itemsize);
+    if (n * out_size >= PAGE_CHUNK_MIN_BYTES) {
+        per = HUGE_PAGE / out_size;
+        first = (Py_ssize_t)(((HUGE_PAGE - op % HUGE_PAGE) % HUGE_PAGE) / out_size);
         first = first < n ? first : n;
     }
     Py_ssize_t nchunks = 1 + (n - first + per - 1) / per;
@@ -272,9 +368,11 @@ static PyObject *py_advise_huge_pages(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"round_float", py_round_float, METH_VARARGS,
      "round_float(x_ptr, out_ptr, n, itemsize, m, emin, signed, has_inf, has_nan,\n"
-     "            has_negative_zero, mode, rule, max, lowest, seed, start, nthreads) -> int\n\n"
+     "            has_negative_zero, mode, rule, max, lowest, seed, start, nthreads,\n"
+     "            out_kind, code_bits, nan_code, posinf_code, neginf_code) -> int\n\n"
      "Rounds n contiguous float32 (itemsize 4) or float64 (8) values at x_ptr into the float\n"
-     "target, writing the same type at out_ptr; element j draws the uniform of flat index\n"
+     "target, writing the same type at out_ptr (out_kind 0) or the target's 8-bit (1) or\n"
+     "16-bit (2) codes, or bfloat16 (3); element j draws the uniform of flat index\n"
      "start + j. Returns flags: 1 an overflow under the raise rule, 2 a NaN into a format\n"
      "without NaN (the outputs are then incomplete). Releases the GIL."},
     {"advise_huge_pages", py_advise_huge_pages, METH_VARARGS,

@@ -24,13 +24,17 @@ from numfmt.rangerule import float64_range, holds
 from numfmt.registry import get
 from numfmt.threads import import_extension, uses_torch_openmp
 
-__all__ = ["available", "supports", "round_buffer", "advise_huge_pages", "MODES", "RULES",
-           "HUGE_PAGE_MIN_BYTES"]
+__all__ = ["available", "supports", "code_output", "round_buffer", "advise_huge_pages",
+           "MODES", "RULES", "OUTPUTS", "HUGE_PAGE_MIN_BYTES"]
 
 MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic")
 """The modes in the order numfmt/_native.c numbers them."""
 RULES = ("inf", "nan", "saturate", "raise")
 """The overflow rules in the order numfmt/_native.c numbers them."""
+OUTPUTS = ("same", "code8", "code16", "bfloat16")
+"""What the loop writes, in numfmt/_native.c's order: the input's float type, the format's
+codes in one byte (FP8, FP6, FP4 as torch and ml_dtypes store them: the code in the low
+bits) or two (FP16), or bfloat16 (the top half of float32)."""
 
 _FLAG_OVERFLOW, _FLAG_NAN = 1, 2
 HUGE_PAGE_MIN_BYTES = 4 << 20
@@ -81,6 +85,46 @@ def _shares_torch_openmp() -> bool:
 
 
 @functools.lru_cache(maxsize=None)
+def code_output(fmt: Format) -> str | None:
+    """Which of `OUTPUTS` writes ``fmt``'s own codes (its storage dtype's bytes), or None.
+
+    Parameters
+    ----------
+    fmt : Format
+        A format `supports` accepts.
+
+    Returns
+    -------
+    str or None
+        "bfloat16" for bf16, "code8" for float formats of at most 8 bits, "code16" for the
+        other 16-bit ones (FP16); None for the rest (TF32, FP32: no storage of their own).
+    """
+    if not fmt.is_float or fmt.bits > 16:
+        return None
+    if fmt.name == "bf16":
+        return "bfloat16"
+    if fmt.mantissa_bits - fmt.emin > 120:      # the encoder's scale 2**(m - emin) as a float32
+        return None
+    return "code8" if fmt.bits <= 8 else "code16"
+
+
+@functools.lru_cache(maxsize=None)
+def _special_codes(fmt: Format) -> tuple[int, int, int]:
+    """(NaN, +inf, -inf) codes from the format's own layout (0 where it has none): the
+    largest NaN code with the sign bit clear (a quiet NaN), else the smallest NaN code (fnuz:
+    the one NaN, 0x80)."""
+    import numpy as np
+
+    codes = np.arange(2**fmt.bits)
+    v = fmt.decode(codes)
+    nan = codes[np.isnan(v)]
+    positive = nan[nan < 2 ** (fmt.bits - 1)] if fmt.signed else nan
+    nan_code = int(positive.max()) if positive.size else int(nan.min()) if nan.size else 0
+    pos, neg = codes[v == np.inf], codes[v == -np.inf]
+    return nan_code, int(pos[0]) if pos.size else 0, int(neg[0]) if neg.size else 0
+
+
+@functools.lru_cache(maxsize=None)
 def _params(fmt: Format) -> tuple:
     lo, hi = float64_range(fmt)
     return (fmt.mantissa_bits, fmt.emin, int(fmt.signed), int(fmt.has_inf), int(fmt.has_nan),
@@ -88,14 +132,15 @@ def _params(fmt: Format) -> tuple:
 
 
 def round_buffer(x_ptr: int, out_ptr: int, n: int, itemsize: int, fmt: Format, rule: str,
-                 mode: str, seed: int | None, start: int = 0) -> bool:
+                 mode: str, seed: int | None, start: int = 0, output: str = "same") -> bool:
     """Round ``n`` contiguous CPU floats at ``x_ptr`` into ``fmt``, writing them at ``out_ptr``.
 
     Parameters
     ----------
     x_ptr, out_ptr : int
-        Addresses of ``n`` contiguous float32 (``itemsize`` 4) or float64 (8) values; the
-        caller keeps both buffers alive and sized.
+        Addresses of ``n`` contiguous float32 (``itemsize`` 4) or float64 (8) values, and of
+        ``n`` outputs of the kind ``output`` names; the caller keeps both buffers alive and
+        sized.
     n, itemsize : int
     fmt : Format
         A format `supports` accepts for ``itemsize``.
@@ -106,6 +151,8 @@ def round_buffer(x_ptr: int, out_ptr: int, n: int, itemsize: int, fmt: Format, r
         The stochastic mode's seed (`numfmt.stochastic`); element j draws the uniform of flat
         index ``start + j``.
     start : int
+    output : str
+        One of `OUTPUTS`: "same" (the input's type) or ``code_output(fmt)``.
 
     Returns
     -------
@@ -113,21 +160,26 @@ def round_buffer(x_ptr: int, out_ptr: int, n: int, itemsize: int, fmt: Format, r
         True when the output is complete; False when an element overflowed under "raise" or
         a NaN met a format without NaN: the caller then runs the Python path, which raises.
     """
+    if output not in ("same", code_output(fmt)):
+        raise ValueError(f"output {output!r} does not write {fmt.name} values")
     params = _params(fmt)
     seed64 = 0 if seed is None else int(seed) & ((1 << 64) - 1)
     args = (*params[:6], MODES.index(mode), RULES.index(rule), *params[6:], seed64)
+    tail = (OUTPUTS.index(output), fmt.bits,
+            *(_special_codes(fmt) if output != "same" else (0, 0, 0)))
+    out_size = {"same": itemsize, "code8": 1}.get(output, 2)
     ext = _extension()
     if _shares_torch_openmp():
         threads = _threads()
-        flags = ext.round_float(x_ptr, out_ptr, n, itemsize, *args, start, threads)
+        flags = ext.round_float(x_ptr, out_ptr, n, itemsize, *args, start, threads, *tail)
         return flags == 0
     from numfmt.threads import run_chunks      # another OpenMP runtime: split on Python threads
 
     found = [0]
 
     def job(lo: int, hi: int) -> None:
-        found[0] |= ext.round_float(x_ptr + lo * itemsize, out_ptr + lo * itemsize, hi - lo,
-                                    itemsize, *args, start + lo, 1)
+        found[0] |= ext.round_float(x_ptr + lo * itemsize, out_ptr + lo * out_size, hi - lo,
+                                    itemsize, *args, start + lo, 1, *tail)
 
     run_chunks(job, n, chunk=1 << 18)
     return found[0] == 0

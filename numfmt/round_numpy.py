@@ -109,6 +109,24 @@ def _round_native(a: np.ndarray, fmt: Format, rule: Overflow, mode: str, seed: i
     return None
 
 
+def round_array_as(a: np.ndarray, fmt: Format, rule: Overflow, mode: str, seed: int | None,
+                   dtype: np.dtype) -> np.ndarray:
+    """`round_array`'s values held in ``dtype`` (checked by the caller to hold every value of
+    ``fmt``): into the format's own storage dtype the compiled loop writes its codes directly;
+    otherwise the result is converted, exactly."""
+    if (native.available() and a.dtype in (np.float32, np.float64) and dtype == fmt.numpy_dtype
+            and native.supports(fmt, a.itemsize) and native.code_output(fmt)):
+        src = np.asarray(a)
+        if not (src.flags.c_contiguous and src.dtype.isnative):
+            src = src.astype(src.dtype.newbyteorder("="), order="C")
+        out = np.empty(src.shape, dtype=dtype)
+        native.advise_huge_pages(out.ctypes.data, out.nbytes)
+        if native.round_buffer(src.ctypes.data, out.ctypes.data, src.size, src.itemsize, fmt,
+                               rule, mode, seed, 0, native.code_output(fmt)):
+            return out
+    return round_array(a, fmt, rule, mode, seed).astype(dtype)
+
+
 def round_array(a: np.ndarray, fmt: Format, rule: Overflow,
                 mode: str = "nearest_even", seed: int | None = None,
                 start: int = 0) -> np.ndarray:
@@ -142,7 +160,8 @@ def round_array(a: np.ndarray, fmt: Format, rule: Overflow,
     if compiled is not None:
         return compiled
     beyond = beyond_float64(a)
-    x = a.astype(np.float64)
+    with np.errstate(invalid="ignore"):   # a signalling NaN widens to a quiet NaN, silently
+        x = a.astype(np.float64)
     if beyond is not None:
         x[beyond] = 0.0                 # rounded exactly below, never through float64
     check_nan(x, fmt, np)

@@ -172,6 +172,26 @@ def _round_native(t, fmt: Format, rule: Overflow, mode: str, seed: int | None, o
     return None
 
 
+def round_tensor_as(t, fmt: Format, rule: Overflow, mode: str, seed: int | None, dtype):
+    """`round_tensor`'s values held in ``dtype`` (checked by the caller to hold every value of
+    ``fmt``): into the format's own storage dtype (``torch.bfloat16`` for bf16, ...) the
+    compiled loop writes its codes directly, as ``x.to(dtype)`` writes its own; otherwise the
+    result is converted, exactly."""
+    import torch
+
+    t = t.detach()
+    if (native.available() and t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
+            and dtype == fmt.torch_dtype and native.supports(fmt, t.element_size())
+            and native.code_output(fmt)):
+        src = t.contiguous()
+        out = torch.empty(src.shape, dtype=dtype)
+        native.advise_huge_pages(out.data_ptr(), out.numel() * out.element_size())
+        if native.round_buffer(src.data_ptr(), out.data_ptr(), src.numel(), src.element_size(),
+                               fmt, rule, mode, seed, 0, native.code_output(fmt)):
+            return out
+    return round_tensor(t, fmt, rule, mode, seed).to(dtype)
+
+
 def round_tensor(t, fmt: Format, rule: Overflow, mode: str = "nearest_even",
                  seed: int | None = None):
     """A tensor rounded into the format (the torch path of `round_to`).

@@ -42,10 +42,10 @@ from numfmt.exact import RoundingMode
 from numfmt.format import Format
 from numfmt.modes import STOCHASTIC, check_mode
 from numfmt.overflow import OverflowPolicy, as_policy
-from numfmt.rangerule import Overflow, default_overflow
+from numfmt.rangerule import Overflow, default_overflow, holds
 from numfmt.registry import get
-from numfmt.round_numpy import beyond_float64, round_array, round_rational
-from numfmt.round_torch import round_tensor, straight_through
+from numfmt.round_numpy import beyond_float64, round_array, round_array_as, round_rational
+from numfmt.round_torch import round_tensor, round_tensor_as, straight_through
 from numfmt.stochastic import resolve_seed, uniforms
 
 __all__ = ["round_to", "default_overflow", "Overflow"]
@@ -101,7 +101,7 @@ def _round_python(x: Any, f: Format, rule: Overflow, mode: str, seed: int | None
 
 def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = None,
              rounding: RoundingMode | Literal["stochastic"] = "nearest_even",
-             seed: int | None = None, generator: Any = None) -> Any:
+             seed: int | None = None, generator: Any = None, dtype: Any = None) -> Any:
     """Round ``x`` into ``fmt`` (by default to nearest, ties to even), in the same container.
 
     Parameters
@@ -126,6 +126,12 @@ def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = N
     generator : numpy.random.Generator or torch.Generator, optional
         ``"stochastic"`` only: draws the seed (advancing the generator). Neither given: a fresh
         random seed.
+    dtype : torch.dtype (tensors) or numpy / ml_dtypes dtype (arrays, lists), optional
+        Hold the result in this dtype instead of the container below: any dtype whose format
+        (`numfmt.get`) holds every value of ``fmt``, its infinities and NaN included. The
+        values are the same. Into the format's own storage dtype (``torch.bfloat16`` for
+        "bf16", ``torch.float8_e4m3fn`` for "fp8_e4m3fn", ``ml_dtypes.float4_e2m1fn``, ...)
+        the compiled loop writes the codes directly, as ``x.to(dtype)`` does, in any mode.
 
     Returns
     -------
@@ -134,7 +140,7 @@ def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = N
         value of ``fmt`` (float32 stays float32 for bf16/fp16/tf32/fp8), else in float32 or
         float64; integer formats: the input's int dtype or int64, and int64 also for float
         input into a format float64 cannot hold (int64). Python numbers give a Python float
-        (an int for integer formats).
+        (an int for integer formats). With ``dtype=``: that dtype.
 
     Raises
     ------
@@ -145,7 +151,10 @@ def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = N
         NaN into a format without NaN (integers, FP6, FP4); an overflow rule the format cannot
         follow ("inf" without inf, "nan" without NaN); an unknown rule.
     TypeError
-        For inputs that are not numbers.
+        For inputs that are not numbers; ``dtype=`` for a Python number, or of the wrong
+        library (a numpy dtype for a tensor).
+    ValueError (dtype)
+        A ``dtype`` numfmt does not know, or one that cannot hold every value of ``fmt``.
 
     Notes
     -----
@@ -169,12 +178,46 @@ def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = N
         import torch
 
         if isinstance(x, torch.Tensor):
-            r = round_tensor(x, f, rule, mode, seed)
-            if x.requires_grad and torch.is_grad_enabled() and r.is_floating_point():
-                return straight_through(x, r)
-            return r
+            want = None if dtype is None else _result_dtype(dtype, f, torch)
+            if x.requires_grad and torch.is_grad_enabled():
+                r = round_tensor(x, f, rule, mode, seed)
+                r = straight_through(x, r) if r.is_floating_point() else r
+                return r if want is None else r.to(want)
+            if want is not None:
+                return round_tensor_as(x, f, rule, mode, seed, want)
+            return round_tensor(x, f, rule, mode, seed)
+    if isinstance(x, (list, tuple)) and dtype is not None:
+        x = np.asarray(x, dtype=np.float64)
     if isinstance(x, np.ndarray):
+        if dtype is not None:
+            return round_array_as(x, f, rule, mode, seed, _result_dtype(dtype, f, np))
         return round_array(x, f, rule, mode, seed)
+    if dtype is not None:
+        raise TypeError("dtype= applies to numpy arrays, lists and torch tensors, not to "
+                        f"{type(x).__name__}")
     if isinstance(x, np.generic):
         return round_array(np.asarray(x), f, rule, mode, seed)[()]
     return _round_python(x, f, rule, mode, seed)
+
+
+def _result_dtype(dtype: Any, f: Format, lib: Any) -> Any:
+    """``dtype`` as the library's dtype, checked to hold every value of ``f``."""
+    if lib is np:
+        try:
+            want = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype= for an array must be a numpy (or ml_dtypes) dtype, not "
+                            f"{dtype!r}") from None
+    else:
+        if not isinstance(dtype, lib.dtype):
+            raise TypeError(f"dtype= for a tensor must be a torch.dtype, not {dtype!r}")
+        want = dtype
+    try:
+        held = get(want)
+    except (KeyError, ValueError, TypeError):
+        raise ValueError(f"dtype {dtype!r} is not a number format numfmt knows") from None
+    if not holds(held, f) or (f.has_inf and not held.has_inf) or \
+            (f.has_nan and not held.has_nan):
+        raise ValueError(f"dtype {dtype!r} ({held.name}) cannot hold every value of {f.name}; "
+                         f"its own storage dtype or a wider one can")
+    return want
