@@ -44,6 +44,7 @@ typedef struct {
     uint64_t seed, start;
     int out_kind;                       /* the input's float type, or the format's codes */
     int code_bits;                      /* the format's bits (codes' sign bit: code_bits - 1) */
+    int odd_ok;                         /* float64 input may go through float32 to odd */
     uint32_t nan_code, posinf_code, neginf_code;
 } Target;
 
@@ -233,13 +234,15 @@ ENCODE(encode64_bf, double, uint64_t, int64_t, 52, 1023, OUT_BF16, uint16_t)
 
 #define TILE 1024                       /* rounded values per encode pass (L1-resident) */
 
-/* Elements lo..lo+n of x rounded into dst[0..n) of the input's type. */
+/* src[0..n) (of the input's type) rounded into dst[0..n) of the same type; `first` is the
+ * flat index of src[0] (the stochastic mode's counter). */
 static inline __attribute__((always_inline)) int
-round_span(const void *x, void *dst, int itemsize, Py_ssize_t lo, Py_ssize_t n, const Target *t)
+round_span(const void *src, void *dst, int itemsize, uint64_t first, Py_ssize_t n,
+           const Target *t)
 {
 #define ONE(M) (itemsize == 4 \
-    ? fast32_##M((const float *)x + lo, (float *)dst, n, t->start + (uint64_t)lo, t) \
-    : fast64_##M((const double *)x + lo, (double *)dst, n, t->start + (uint64_t)lo, t))
+    ? fast32_##M((const float *)src, (float *)dst, n, first, t) \
+    : fast64_##M((const double *)src, (double *)dst, n, first, t))
     switch (t->mode) {
     case RNE: return ONE(RNE);
     case RNA: return ONE(RNA);
@@ -252,28 +255,73 @@ round_span(const void *x, void *dst, int itemsize, Py_ssize_t lo, Py_ssize_t n, 
 #undef ONE
 }
 
+/* float64 -> float32 rounded to odd: toward zero, then the last bit set when inexact. Every
+ * deterministic mode of a target with at least two fraction bits fewer than float32, on a
+ * grid at least two bits coarser than float32's subnormals (odd_ok), rounds the result as
+ * it would round x (Boldo & Melquiond, "Emulation of FMA and correctly rounded sums: proved
+ * algorithms using rounding to odd", 2008): an inexact y is odd, so it is never a target
+ * value and lies between the same two target values as x. The float32 loop has twice the
+ * lanes of the float64 one. Values beyond float32 become +-FLT_MAX (odd), still beyond every
+ * such target's max; NaN stays NaN (its bits are put back from x by the caller). */
+static inline __attribute__((always_inline)) void
+to_odd32(const double *restrict x, float *restrict y, Py_ssize_t n)
+{
+    for (Py_ssize_t j = 0; j < n; j++) {
+        double v = x[j];
+        float f = (float)v;                     /* nearest, ties to even */
+        double back = (double)f;
+        uint32_t b;
+        memcpy(&b, &f, 4);
+        uint32_t away = fabs(back) > fabs(v), inexact = back != v;
+        b = (b - away) | inexact;               /* magnitude one step toward zero, then odd */
+        b = v != v ? 0x7FC00000u : b;
+        memcpy(&y[j], &b, 4);
+    }
+}
+
+static inline __attribute__((always_inline)) void
+encode_tile32(const float *r, void *dst, Py_ssize_t n, const Target *t)
+{
+    if (t->out_kind == OUT_CODE8) encode32_8(r, (uint8_t *)dst, n, t);
+    else if (t->out_kind == OUT_CODE16) encode32_16(r, (uint16_t *)dst, n, t);
+    else encode32_bf(r, (uint16_t *)dst, n, t);
+}
+
 NUMFMT_CLONES static int
 run_fast(const void *x, void *out, int itemsize, Py_ssize_t lo, Py_ssize_t n, const Target *t)
 {
-    if (t->out_kind == OUT_SAME)
-        return round_span(x, (char *)out + lo * itemsize, itemsize, lo, n, t);
-    /* codes: round a tile into the input's type, then encode it */
-    double tile[TILE];                  /* TILE doubles, or TILE floats in its first half */
-    const int code_size = t->out_kind == OUT_CODE8 ? 1 : 2;
+    const uint64_t first = t->start + (uint64_t)lo;
+    const char *src = (const char *)x + lo * itemsize;
+    const int odd = itemsize == 8 && t->mode != STOCH && t->odd_ok;
+    if (t->out_kind == OUT_SAME && !odd)
+        return round_span(src, (char *)out + lo * itemsize, itemsize, first, n, t);
+    /* by tiles: (float64 rounded to odd into float32,) rounded, then encoded or widened */
+    float narrow[TILE], r32[TILE];
+    double r64[TILE];
+    const int out_size = t->out_kind == OUT_SAME ? itemsize : t->out_kind == OUT_CODE8 ? 1 : 2;
     int flags = 0;
     for (Py_ssize_t i = 0; i < n; i += TILE) {
         Py_ssize_t len = n - i < TILE ? n - i : TILE;
-        flags |= round_span(x, tile, itemsize, lo + i, len, t);
-        char *dst = (char *)out + (lo + i) * code_size;
-        const float *t32 = (const float *)tile;
+        char *dst = (char *)out + (lo + i) * out_size;
+        const double *x64 = (const double *)src + i;
         if (itemsize == 4) {
-            if (t->out_kind == OUT_CODE8) encode32_8(t32, (uint8_t *)dst, len, t);
-            else if (t->out_kind == OUT_CODE16) encode32_16(t32, (uint16_t *)dst, len, t);
-            else encode32_bf(t32, (uint16_t *)dst, len, t);
+            flags |= round_span((const float *)src + i, r32, 4, first + i, len, t);
+            encode_tile32(r32, dst, len, t);
+        } else if (odd) {
+            to_odd32(x64, narrow, len);
+            flags |= round_span(narrow, r32, 4, first + i, len, t);
+            if (t->out_kind != OUT_SAME) {
+                encode_tile32(r32, dst, len, t);
+            } else {
+                double *o = (double *)dst;
+                for (Py_ssize_t j = 0; j < len; j++)    /* exact; NaN keeps x's bits */
+                    o[j] = x64[j] != x64[j] ? x64[j] : (double)r32[j];
+            }
         } else {
-            if (t->out_kind == OUT_CODE8) encode64_8(tile, (uint8_t *)dst, len, t);
-            else if (t->out_kind == OUT_CODE16) encode64_16(tile, (uint16_t *)dst, len, t);
-            else encode64_bf(tile, (uint16_t *)dst, len, t);
+            flags |= round_span(x64, r64, 8, first + i, len, t);
+            if (t->out_kind == OUT_CODE8) encode64_8(r64, (uint8_t *)dst, len, t);
+            else if (t->out_kind == OUT_CODE16) encode64_16(r64, (uint16_t *)dst, len, t);
+            else encode64_bf(r64, (uint16_t *)dst, len, t);
         }
     }
     return flags;
@@ -296,6 +344,8 @@ py_round_float(PyObject *self, PyObject *args)
         return NULL;
     t.seed = seed, t.start = start;
     t.nan_code = nan_code, t.posinf_code = posinf_code, t.neginf_code = neginf_code;
+    /* two bits to spare below float32's precision and above its smallest subnormal */
+    t.odd_ok = t.m + 2 <= 23 && t.emin - t.m >= -147;
     if ((itemsize != 4 && itemsize != 8) || n < 0 || t.m < 1 || t.m > 23 || t.mode < RNE ||
         t.mode > STOCH || t.rule < R_INF || t.rule > R_RAISE || t.emin < -126 ||
         (itemsize == 4 && t.m >= 23) || t.out_kind < OUT_SAME || t.out_kind > OUT_BF16 ||

@@ -202,3 +202,25 @@ def test_advise_huge_pages_is_advice_only():
     assert native.advise_huge_pages(buf.ctypes.data, buf.nbytes) in (True, False)
     assert native.advise_huge_pages(buf.ctypes.data, 1024) is False   # below the threshold
     assert np.array_equal(buf, before)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_float64_traps_through_the_round_to_odd_float32_pass(fmt, monkeypatch):
+    """float64 input of deterministic modes goes through float32 rounded to odd: on the
+    inputs that break casts (target midpoints and their float64 neighbours, max + ulp/2, half
+    the smallest subnormal, double-rounding traps: `numfmt.cast_inputs`), all signs, the loop
+    must give the exact Python path's bits in every deterministic mode and overflow rule."""
+    from numfmt.cast_inputs import rounding_input_array
+
+    f = numfmt.get(fmt)
+    base = rounding_input_array(f, numfmt.get("fp64"))
+    x = np.concatenate([base, -base, np.nextafter(base, np.inf), np.nextafter(base, -np.inf),
+                        [1e300, -1e300, 5e-324, -5e-324, 3.5e38, 1.2e-38, 1.5e-45]])
+    rules = ["saturate"] + (["inf"] if f.has_inf else []) + (["nan"] if f.has_nan else [])
+    for rule in rules:
+        for mode in MODES[:-1]:
+            got = numfmt.round_to(x, f, overflow=rule, rounding=mode)
+            with monkeypatch.context() as m:
+                m.setenv("NUMFMT_NATIVE", "0")
+                want = numfmt.round_to(x, f, overflow=rule, rounding=mode)
+            assert np.array_equal(got.view(np.uint64), want.view(np.uint64)), (rule, mode)
