@@ -92,19 +92,25 @@ def round_rational(q: Fraction, fmt: Format, rule: Overflow,
 
 
 def _round_native(a: np.ndarray, fmt: Format, rule: Overflow, mode: str, seed: int | None,
-                  start: int, out_fmt: Format) -> np.ndarray | None:
-    """The compiled loop's rounding (`numfmt.native`) of a float32/float64 array, or None where
-    it does not apply (or met an error the Python path raises: it runs again)."""
+                  start: int, out_dtype: np.dtype) -> np.ndarray | None:
+    """The compiled loop's rounding (`numfmt.native`) of a float32/float64 array into an array
+    of ``out_dtype`` -- the input's own dtype, or the format's storage dtype (the loop writes
+    its codes) -- or None where it does not apply (or met an error the Python path raises: it
+    runs again)."""
     if not (native.available() and a.dtype in (np.float32, np.float64)
-            and out_fmt.numpy_dtype == a.dtype and native.supports(fmt, a.itemsize)):
+            and native.supports(fmt, a.itemsize)):
+        return None
+    output = "same" if out_dtype == a.dtype else \
+        native.code_output(fmt) if out_dtype == fmt.numpy_dtype else None
+    if output is None:
         return None
     src = np.asarray(a)
     if not (src.flags.c_contiguous and src.dtype.isnative):
         src = src.astype(src.dtype.newbyteorder("="), order="C")
-    out = np.empty(src.shape, dtype=src.dtype)
+    out = np.empty(src.shape, dtype=out_dtype)
     native.advise_huge_pages(out.ctypes.data, out.nbytes)
     if native.round_buffer(src.ctypes.data, out.ctypes.data, src.size, src.itemsize, fmt, rule,
-                           mode, seed, start):
+                           mode, seed, start, output):
         return out
     return None
 
@@ -114,17 +120,9 @@ def round_array_as(a: np.ndarray, fmt: Format, rule: Overflow, mode: str, seed: 
     """`round_array`'s values held in ``dtype`` (checked by the caller to hold every value of
     ``fmt``): into the format's own storage dtype the compiled loop writes its codes directly;
     otherwise the result is converted, exactly."""
-    if (native.available() and a.dtype in (np.float32, np.float64) and dtype == fmt.numpy_dtype
-            and native.supports(fmt, a.itemsize) and native.code_output(fmt)):
-        src = np.asarray(a)
-        if not (src.flags.c_contiguous and src.dtype.isnative):
-            src = src.astype(src.dtype.newbyteorder("="), order="C")
-        out = np.empty(src.shape, dtype=dtype)
-        native.advise_huge_pages(out.ctypes.data, out.nbytes)
-        if native.round_buffer(src.ctypes.data, out.ctypes.data, src.size, src.itemsize, fmt,
-                               rule, mode, seed, 0, native.code_output(fmt)):
-            return out
-    return round_array(a, fmt, rule, mode, seed).astype(dtype)
+    compiled = _round_native(a, fmt, rule, mode, seed, 0, dtype)
+    return compiled if compiled is not None else \
+        round_array(a, fmt, rule, mode, seed).astype(dtype)
 
 
 def round_array(a: np.ndarray, fmt: Format, rule: Overflow,
@@ -156,7 +154,7 @@ def round_array(a: np.ndarray, fmt: Format, rule: Overflow,
     out_fmt = get(container_name(src, a.dtype.kind in "iu", fmt))
     if src is not None and not src.is_float and holds(fmt, src):
         return a.astype(out_fmt.numpy_dtype)        # an integer format holding every input
-    compiled = _round_native(a, fmt, rule, mode, seed, start, out_fmt)
+    compiled = _round_native(a, fmt, rule, mode, seed, start, out_fmt.numpy_dtype)
     if compiled is not None:
         return compiled
     beyond = beyond_float64(a)

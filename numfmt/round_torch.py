@@ -155,19 +155,25 @@ def _fast_torch(t, fmt: Format, rule: Overflow, mode: str, seed: int | None):
 
 
 def _round_native(t, fmt: Format, rule: Overflow, mode: str, seed: int | None, out_dtype):
-    """The compiled loop's rounding (`numfmt.native`) of a CPU float32/float64 tensor, or None
-    where it does not apply (or met an error the Python paths raise: they run again)."""
+    """The compiled loop's rounding (`numfmt.native`) of a CPU float32/float64 tensor into a
+    tensor of ``out_dtype`` -- the input's own dtype, or the format's storage dtype (the loop
+    writes its codes) -- or None where it does not apply (or met an error the Python paths
+    raise: they run again)."""
     import torch
 
-    if not (native.available() and t.device.type == "cpu" and out_dtype == t.dtype
+    if not (native.available() and t.device.type == "cpu"
             and t.dtype in (torch.float32, torch.float64)
             and native.supports(fmt, t.element_size())):
         return None
+    output = "same" if out_dtype == t.dtype else \
+        native.code_output(fmt) if out_dtype == fmt.torch_dtype else None
+    if output is None:
+        return None
     src = t.contiguous()
-    out = torch.empty(src.shape, dtype=src.dtype)
+    out = torch.empty(src.shape, dtype=out_dtype)
     native.advise_huge_pages(out.data_ptr(), out.numel() * out.element_size())
     if native.round_buffer(src.data_ptr(), out.data_ptr(), src.numel(), src.element_size(),
-                           fmt, rule, mode, seed):
+                           fmt, rule, mode, seed, 0, output):
         return out
     return None
 
@@ -177,19 +183,9 @@ def round_tensor_as(t, fmt: Format, rule: Overflow, mode: str, seed: int | None,
     ``fmt``): into the format's own storage dtype (``torch.bfloat16`` for bf16, ...) the
     compiled loop writes its codes directly, as ``x.to(dtype)`` writes its own; otherwise the
     result is converted, exactly."""
-    import torch
-
     t = t.detach()
-    if (native.available() and t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
-            and dtype == fmt.torch_dtype and native.supports(fmt, t.element_size())
-            and native.code_output(fmt)):
-        src = t.contiguous()
-        out = torch.empty(src.shape, dtype=dtype)
-        native.advise_huge_pages(out.data_ptr(), out.numel() * out.element_size())
-        if native.round_buffer(src.data_ptr(), out.data_ptr(), src.numel(), src.element_size(),
-                               fmt, rule, mode, seed, 0, native.code_output(fmt)):
-            return out
-    return round_tensor(t, fmt, rule, mode, seed).to(dtype)
+    compiled = _round_native(t, fmt, rule, mode, seed, dtype)
+    return compiled if compiled is not None else round_tensor(t, fmt, rule, mode, seed).to(dtype)
 
 
 def round_tensor(t, fmt: Format, rule: Overflow, mode: str = "nearest_even",

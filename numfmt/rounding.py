@@ -29,6 +29,11 @@ The contract of `round_to`:
 * Autograd: a tensor that requires grad gives a result that requires grad, with a
   straight-through gradient of exactly 1 everywhere (saturated and overflowed elements
   too), for every format: what quantization-aware training expects.
+* ``dtype=``: the same values held in another dtype (a torch dtype for tensors, a numpy or
+  ml_dtypes one for arrays and lists). Into the format's own storage dtype (``torch.bfloat16``
+  for "bf16", ``torch.float8_e4m3fn`` for "fp8_e4m3fn", ``ml_dtypes.float4_e2m1fn``, ...) the
+  compiled loop writes the codes directly, as ``x.to(dtype)`` does, in any mode; any other
+  dtype that holds the format gets the result converted, which is exact.
 """
 
 from __future__ import annotations
@@ -128,10 +133,8 @@ def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = N
         random seed.
     dtype : torch.dtype (tensors) or numpy / ml_dtypes dtype (arrays, lists), optional
         Hold the result in this dtype instead of the container below: any dtype whose format
-        (`numfmt.get`) holds every value of ``fmt``, its infinities and NaN included. The
-        values are the same. Into the format's own storage dtype (``torch.bfloat16`` for
-        "bf16", ``torch.float8_e4m3fn`` for "fp8_e4m3fn", ``ml_dtypes.float4_e2m1fn``, ...)
-        the compiled loop writes the codes directly, as ``x.to(dtype)`` does, in any mode.
+        holds every value of ``fmt``, its infinities and NaN included (see the module
+        docstring; e.g. ``torch.bfloat16`` for "bf16", ``torch.float8_e4m3fn``).
 
     Returns
     -------
@@ -149,12 +152,11 @@ def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = N
         index and value.
     ValueError
         NaN into a format without NaN (integers, FP6, FP4); an overflow rule the format cannot
-        follow ("inf" without inf, "nan" without NaN); an unknown rule.
+        follow ("inf" without inf, "nan" without NaN); an unknown rule; a ``dtype`` numfmt
+        does not know, or one that cannot hold every value of ``fmt``.
     TypeError
         For inputs that are not numbers; ``dtype=`` for a Python number, or of the wrong
         library (a numpy dtype for a tensor).
-    ValueError (dtype)
-        A ``dtype`` numfmt does not know, or one that cannot hold every value of ``fmt``.
 
     Notes
     -----
@@ -178,14 +180,13 @@ def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = N
         import torch
 
         if isinstance(x, torch.Tensor):
-            want = None if dtype is None else _result_dtype(dtype, f, torch)
-            if x.requires_grad and torch.is_grad_enabled():
-                r = round_tensor(x, f, rule, mode, seed)
-                r = straight_through(x, r) if r.is_floating_point() else r
-                return r if want is None else r.to(want)
-            if want is not None:
-                return round_tensor_as(x, f, rule, mode, seed, want)
-            return round_tensor(x, f, rule, mode, seed)
+            return _round_tensor_to(x, f, rule, mode, seed, dtype)
+    return _round_other(x, f, rule, mode, seed, dtype)
+
+
+def _round_other(x: Any, f: Format, rule: Overflow, mode: str, seed: int | None,
+                 dtype: Any) -> Any:
+    """`round_to` of numpy arrays and scalars, lists and tuples, and Python numbers."""
     if isinstance(x, (list, tuple)) and dtype is not None:
         x = np.asarray(x, dtype=np.float64)
     if isinstance(x, np.ndarray):
@@ -198,6 +199,22 @@ def round_to(x: Any, fmt: Any, *, overflow: OverflowPolicy | Overflow | None = N
     if isinstance(x, np.generic):
         return round_array(np.asarray(x), f, rule, mode, seed)[()]
     return _round_python(x, f, rule, mode, seed)
+
+
+def _round_tensor_to(x: Any, f: Format, rule: Overflow, mode: str, seed: int | None,
+                     dtype: Any) -> Any:
+    """`round_to` of a tensor: the straight-through gradient where autograd records, and the
+    result in ``dtype`` when one is given."""
+    import torch
+
+    want = None if dtype is None else _result_dtype(dtype, f, torch)
+    if x.requires_grad and torch.is_grad_enabled():
+        r = round_tensor(x, f, rule, mode, seed)
+        r = straight_through(x, r) if r.is_floating_point() else r
+        return r if want is None else r.to(want)
+    if want is not None:
+        return round_tensor_as(x, f, rule, mode, seed, want)
+    return round_tensor(x, f, rule, mode, seed)
 
 
 def _result_dtype(dtype: Any, f: Format, lib: Any) -> Any:
