@@ -181,7 +181,7 @@ class IntegerSoftmaxRegression:
         """Probability codes (N, classes) of ``softmax.prob_dtype``; probability = code /
         ``softmax.prob_max``. Equal to ``softmax(logit_codes(x))`` exactly."""
         if self._head is not None and self._head.accepts(x) and native.available():
-            return self._head._run_native(x)
+            return self._head.run_accepted(x)
         x = self._checked(x)
         if x.shape[0] == 0:
             return torch.zeros((0, self.num_classes), dtype=self.softmax.prob_dtype)
