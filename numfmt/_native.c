@@ -178,6 +178,9 @@ FAST_PAIR(DOWN)
 FAST_PAIR(ODD)
 FAST_PAIR(STOCH)
 
+/* The sign bit of the format's codes (FP6 and FP4 codes sit in the low bits of a byte). */
+static inline uint32_t sgn_bit_of(const Target *t) { return (uint32_t)1 << (t->code_bits - 1); }
+
 /* The format's own codes of rounded values r (each a value of the format, inf or NaN), as
  * the format's storage type holds them (torch's / ml_dtypes' float8 and float16 layouts):
  * - normal in the format (|r| >= 2**emin): r's bits shifted to m fraction bits, less the
@@ -187,9 +190,6 @@ FAST_PAIR(STOCH)
  * - NaN, +inf, -inf: the codes numfmt/native.py derived from the format's layout.
  * bfloat16 is the top half of float32's bits (its subnormals are float32's). Branch-free, so
  * that it vectorises like the loop. */
-/* The sign bit of the format's codes (FP6 and FP4 codes sit in the low bits of a byte). */
-static inline uint32_t sgn_bit_of(const Target *t) { return (uint32_t)1 << (t->code_bits - 1); }
-
 #define ENCODE(NAME, F, U, S, MB, BIAS, KIND, C)                                          \
 static inline __attribute__((always_inline)) void                                           \
 NAME(const F *restrict r, C *restrict out, Py_ssize_t n, const Target *t)                  \
@@ -287,6 +287,20 @@ encode_tile32(const float *r, void *dst, Py_ssize_t n, const Target *t)
     else encode32_bf(r, (uint16_t *)dst, n, t);
 }
 
+static inline __attribute__((always_inline)) void
+encode_tile64(const double *r, void *dst, Py_ssize_t n, const Target *t)
+{
+    if (t->out_kind == OUT_CODE8) encode64_8(r, (uint8_t *)dst, n, t);
+    else if (t->out_kind == OUT_CODE16) encode64_16(r, (uint16_t *)dst, n, t);
+    else encode64_bf(r, (uint16_t *)dst, n, t);
+}
+
+/* Bytes per output element. */
+static inline int out_size_of(int out_kind, int itemsize)
+{
+    return out_kind == OUT_SAME ? itemsize : out_kind == OUT_CODE8 ? 1 : 2;
+}
+
 NUMFMT_CLONES static int
 run_fast(const void *x, void *out, int itemsize, Py_ssize_t lo, Py_ssize_t n, const Target *t)
 {
@@ -298,7 +312,7 @@ run_fast(const void *x, void *out, int itemsize, Py_ssize_t lo, Py_ssize_t n, co
     /* by tiles: (float64 rounded to odd into float32,) rounded, then encoded or widened */
     float narrow[TILE], r32[TILE];
     double r64[TILE];
-    const int out_size = t->out_kind == OUT_SAME ? itemsize : t->out_kind == OUT_CODE8 ? 1 : 2;
+    const int out_size = out_size_of(t->out_kind, itemsize);
     int flags = 0;
     for (Py_ssize_t i = 0; i < n; i += TILE) {
         Py_ssize_t len = n - i < TILE ? n - i : TILE;
@@ -319,9 +333,7 @@ run_fast(const void *x, void *out, int itemsize, Py_ssize_t lo, Py_ssize_t n, co
             }
         } else {
             flags |= round_span(x64, r64, 8, first + i, len, t);
-            if (t->out_kind == OUT_CODE8) encode64_8(r64, (uint8_t *)dst, len, t);
-            else if (t->out_kind == OUT_CODE16) encode64_16(r64, (uint16_t *)dst, len, t);
-            else encode64_bf(r64, (uint16_t *)dst, len, t);
+            encode_tile64(r64, dst, len, t);
         }
     }
     return flags;
@@ -361,7 +373,7 @@ py_round_float(PyObject *self, PyObject *args)
      * `first`): on a large output, per spans whole 2 MiB pages of the output and `first` is
      * its first 2 MiB boundary, so that no two threads touch one fresh huge page (the second
      * would wait while the first takes its page fault and the kernel zeroes it). */
-    const int out_size = t.out_kind == OUT_SAME ? itemsize : t.out_kind == OUT_CODE8 ? 1 : 2;
+    const int out_size = out_size_of(t.out_kind, itemsize);
     Py_ssize_t per = CHUNK, first = 0;
     if (n * out_size >= PAGE_CHUNK_MIN_BYTES) {
         per = HUGE_PAGE / out_size;
@@ -407,7 +419,7 @@ static PyObject *py_advise_huge_pages(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "KK", &addr, &nbytes))
         return NULL;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    const unsigned long long huge = 1ULL << 21;
+    const unsigned long long huge = HUGE_PAGE;
     unsigned long long lo = (addr + huge - 1) & ~(huge - 1), hi = (addr + nbytes) & ~(huge - 1);
     if (addr + nbytes >= addr && hi > lo && madvise((void *)lo, (size_t)(hi - lo), MADV_HUGEPAGE) == 0)
         Py_RETURN_TRUE;
