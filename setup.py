@@ -38,8 +38,10 @@ class BuildExtOpenMPOrNot(build_ext):
 
 def _extension(name: str, source: str) -> Extension:
     """An optional extension built with the flags above (OpenMP dropped where refused)."""
+    # include_dirs ".": every extension includes numfmt/openmp_library.h
     return Extension(name, [source], optional=True, extra_compile_args=BASE_FLAGS + OPENMP,
-                     extra_link_args=OPENMP)
+                     extra_link_args=OPENMP, include_dirs=["."],
+                     depends=["numfmt/openmp_library.h"])
 
 
 setup(

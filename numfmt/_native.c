@@ -23,10 +23,7 @@
 #ifdef __linux__
 #include <sys/mman.h>                   /* madvise */
 #endif
-#ifdef _OPENMP
-#include <dlfcn.h>
-#include <omp.h>
-#endif
+#include "numfmt/openmp_library.h"    /* openmp_library(); <omp.h> under OpenMP */
 
 #define CHUNK ((Py_ssize_t)1 << 15)       /* elements per work item */
 #define HUGE_PAGE ((uint64_t)1 << 21)        /* a transparent huge page, bytes */
@@ -395,18 +392,6 @@ py_round_float(PyObject *self, PyObject *args)
     return PyLong_FromLong(flags);
 }
 
-static PyObject *
-py_openmp_library(PyObject *self, PyObject *args)
-{
-    (void)self;
-    (void)args;
-#ifdef _OPENMP
-    Dl_info info;
-    if (dladdr((void *)&omp_get_max_threads, &info) && info.dli_fname)
-        return PyUnicode_DecodeFSDefault(info.dli_fname);
-#endif
-    Py_RETURN_NONE;
-}
 
 /* advise_huge_pages(address, nbytes): a fresh output of many MB spends most of a fast loop's
  * time in first-touch page faults, one per 4 KiB page; transparent huge pages (Linux, in
@@ -441,9 +426,7 @@ static PyMethodDef methods[] = {
      "advise_huge_pages(address, nbytes) -> bool\n\n"
      "Asks Linux to back the whole 2 MiB pages of the buffer with transparent huge pages\n"
      "(madvise MADV_HUGEPAGE); True where it was accepted. Values are not changed."},
-    {"openmp_library", py_openmp_library, METH_NOARGS,
-     "openmp_library() -> str | None\n\n"
-     "Path of the OpenMP runtime these loops use (None: built without OpenMP)."},
+    OPENMP_LIBRARY_METHOD,
     {NULL, NULL, 0, NULL},
 };
 

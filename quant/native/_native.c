@@ -26,10 +26,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <dlfcn.h>
-#include <omp.h>
-#endif
+#include "numfmt/openmp_library.h"    /* openmp_library(); <omp.h> under OpenMP */
 
 /* Work is cut into chunks of this many elements, handed to OpenMP threads dynamically. */
 #define CHUNK ((Py_ssize_t)1 << 16)
@@ -383,18 +380,6 @@ py_softmax_head(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-py_openmp_library(PyObject *self, PyObject *args)
-{
-    (void)self;
-    (void)args;
-#ifdef _OPENMP
-    Dl_info info;
-    if (dladdr((void *)&omp_get_max_threads, &info) && info.dli_fname)
-        return PyUnicode_DecodeFSDefault(info.dli_fname);
-#endif
-    Py_RETURN_NONE;
-}
 
 static PyMethodDef methods[] = {
     {"log_encode", py_log_encode_impl, METH_VARARGS,
@@ -414,9 +399,7 @@ static PyMethodDef methods[] = {
      "             nthreads) -> None\n\n"
      "The integer pipeline after its matmul: requantize, row max, table exp, reciprocal and\n"
      "probability codes, row by row (see quant/integer/linear.py). Releases the GIL."},
-    {"openmp_library", py_openmp_library, METH_NOARGS,
-     "openmp_library() -> str | None\n\n"
-     "Path of the OpenMP runtime these loops use (None: built without OpenMP)."},
+    OPENMP_LIBRARY_METHOD,
     {NULL, NULL, 0, NULL},
 };
 

@@ -43,10 +43,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <dlfcn.h>
-#include <omp.h>
-#endif
+#include "numfmt/openmp_library.h"    /* openmp_library(); <omp.h> under OpenMP */
 /* QUANT_INT8_HEAD_PORTABLE builds the scalar path alone, as on other architectures. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(QUANT_INT8_HEAD_PORTABLE)
 #include <immintrin.h>
@@ -686,17 +683,6 @@ static PyObject *py_isas(PyObject *self, PyObject *args)
     return out;
 }
 
-static PyObject *py_openmp_library(PyObject *self, PyObject *args)
-{
-    (void)self;
-    (void)args;
-#ifdef _OPENMP
-    Dl_info info;
-    if (dladdr((void *)&omp_get_max_threads, &info) && info.dli_fname)
-        return PyUnicode_DecodeFSDefault(info.dli_fname);
-#endif
-    Py_RETURN_NONE;
-}
 
 static PyMethodDef methods[] = {
     {"prepare", py_prepare, METH_VARARGS,
@@ -710,9 +696,7 @@ static PyMethodDef methods[] = {
      "uint8 pixel rows at x_address, written at out_address. Releases the GIL."},
     {"isas", py_isas, METH_NOARGS,
      "isas() -> list[str]\n\nThe instruction sequences this CPU runs, fastest first."},
-    {"openmp_library", py_openmp_library, METH_NOARGS,
-     "openmp_library() -> str | None\n\n"
-     "Path of the OpenMP runtime these loops use (None: built without OpenMP)."},
+    OPENMP_LIBRARY_METHOD,
     {NULL, NULL, 0, NULL},
 };
 
